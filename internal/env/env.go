@@ -1,0 +1,40 @@
+// Package env declares every environment variable moat reads, in one place, with its meaning.
+// Nothing else in moat calls os.Getenv.
+package env
+
+import "os"
+
+// Variable is one environment variable moat reads.
+type Variable struct {
+	Name        string
+	Description string
+}
+
+// The variables moat reads.
+var (
+	// Home overrides where moat keeps its data: the cache and state directories become
+	// $MOAT_HOME/cache and $MOAT_HOME/state.
+	Home = Variable{"MOAT_HOME", "directory for all of moat's data (cache and state); overrides the XDG directories"}
+	// LogLevel sets the default of --log-level.
+	LogLevel = Variable{"MOAT_LOG_LEVEL", "default log level: debug, info, warn or error"}
+	// NoColor disables colour, like --no-color; the cross-tool NO_COLOR is honoured too.
+	NoColor = Variable{"MOAT_NO_COLOR", "disable colour in output when set to any value"}
+	// NoColorStd is the cross-tool convention (https://no-color.org).
+	NoColorStd = Variable{"NO_COLOR", "disable colour in output when set to any value"}
+	// XDGCacheHome and XDGStateHome locate moat's directories when MOAT_HOME is unset.
+	XDGCacheHome = Variable{"XDG_CACHE_HOME", "base directory for caches (default ~/.cache)"}
+	XDGStateHome = Variable{"XDG_STATE_HOME", "base directory for state (default ~/.local/state)"}
+	// DockerHost locates the Docker daemon for docker: image sources.
+	DockerHost = Variable{"DOCKER_HOST", "Docker daemon address for docker: sources (default unix:///var/run/docker.sock)"}
+	// DockerConfig locates the Docker config file with registry credentials.
+	DockerConfig = Variable{"DOCKER_CONFIG", "directory of the Docker config.json with registry credentials"}
+)
+
+// All lists every variable, for documentation and `moat --help`.
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig}
+
+// Get returns the variable's value, or "" when unset.
+func (v Variable) Get() string { return os.Getenv(v.Name) }
+
+// Lookup returns the variable's value and whether it is set.
+func (v Variable) Lookup() (string, bool) { return os.LookupEnv(v.Name) }
