@@ -1,0 +1,24 @@
+// Command moat secures containers across their life. This is its entry point: it sets up a
+// context that ends on SIGINT or SIGTERM, runs the command line and turns the outcome into
+// an exit code (docs/cli.md lists them).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/moatsec/moat/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "moat:", err)
+	}
+	os.Exit(cli.ExitCode(err))
+}

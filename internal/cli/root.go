@@ -1,0 +1,196 @@
+// Package cli is moat's command line: cobra commands whose option structs parse flags and call
+// the library packages. It is the only package that imports cobra.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/moatsec/moat/internal/env"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+)
+
+// version is set at build time with -ldflags "-X github.com/moatsec/moat/internal/cli.version=v1.2.3".
+var version = "dev"
+
+// Exit codes (docs/cli.md).
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// UsageError is a mistake in the command line: a bad flag, argument or flag combination.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// ExitCode maps an error returned by Execute to the process exit code.
+func ExitCode(err error) int {
+	var ue *UsageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// Version returns moat's version, with the VCS revision when the binary carries one.
+func Version() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	LogLevel string
+	Quiet    bool
+	NoColor  bool
+}
+
+func (o *globalOptions) AddFlags(fs *pflag.FlagSet) {
+	def := env.LogLevel.Get()
+	if def == "" {
+		def = "warn"
+	}
+	fs.StringVar(&o.LogLevel, "log-level", def, "log verbosity: debug, info, warn or error (env MOAT_LOG_LEVEL)")
+	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "print only results and errors: no progress, no logs below error")
+	fs.BoolVar(&o.NoColor, "no-color", false, "never use colour (also NO_COLOR or MOAT_NO_COLOR)")
+}
+
+// app is what commands share: streams, logger and global options.
+type app struct {
+	in       io.Reader
+	out, err io.Writer
+	global   globalOptions
+	log      *slog.Logger
+}
+
+// stderrTerminal reports whether progress may be drawn.
+func (a *app) stderrTerminal() bool {
+	f, ok := a.err.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) && !a.global.Quiet
+}
+
+// stdoutTerminal reports whether stdout is a terminal (table output and colour default).
+func (a *app) stdoutTerminal() bool {
+	f, ok := a.out.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) color() bool {
+	if a.global.NoColor || env.NoColor.Get() != "" || env.NoColorStd.Get() != "" {
+		return false
+	}
+	return a.stdoutTerminal()
+}
+
+func (a *app) setup() error {
+	var lvl slog.Level
+	switch strings.ToLower(a.global.LogLevel) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		return usageErrorf("--log-level %q: want debug, info, warn or error", a.global.LogLevel)
+	}
+	if a.global.Quiet && lvl < slog.LevelError {
+		lvl = slog.LevelError
+	}
+	a.log = slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: lvl}))
+	return nil
+}
+
+// newRoot builds the command tree.
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "moat",
+		Short: "Secure containers across their life",
+		Long: `moat secures containers across their life: it knows what is inside an image,
+who made it, whether it may run, how tightly it is isolated and what it does.`,
+		Example: `  # Inventory an image from a registry, a docker save archive or an OCI layout
+  moat sbom alpine:3.20
+  moat sbom docker-archive:app.tar -o cyclonedx-json --output-file app.cdx.json
+  moat sbom oci-dir:./layout -o spdx-json
+
+  # Inventory the host's own filesystem
+  moat sbom dir:/`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           Version(),
+		PersistentPreRunE: func(*cobra.Command, []string) error { return a.setup() },
+	}
+	root.SetIn(a.in)
+	root.SetOut(a.out)
+	root.SetErr(a.err)
+	a.global.AddFlags(root.PersistentFlags())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newCacheCmd(a))
+	return root
+}
+
+// Execute runs the command line args.
+func Execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) error {
+	a := &app{in: in, out: out, err: errOut}
+	root := newRoot(a)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && cmd != nil && isArgError(err) {
+		return &UsageError{Err: err}
+	}
+	return err
+}
+
+// isArgError recognises cobra's own argument and command errors, which it does not type.
+func isArgError(err error) bool {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand flag"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print moat's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(a.out, "moat", Version())
+			return err
+		},
+	}
+}
