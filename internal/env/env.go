@@ -28,10 +28,12 @@ var (
 	DockerHost = Variable{"DOCKER_HOST", "Docker daemon address for docker: sources (default unix:///var/run/docker.sock)"}
 	// DockerConfig locates the Docker config file with registry credentials.
 	DockerConfig = Variable{"DOCKER_CONFIG", "directory of the Docker config.json with registry credentials"}
+	// SampleImage points tests and benchmarks at the sample image `make sample-image` builds.
+	SampleImage = Variable{"MOAT_SAMPLE_IMAGE", "tests and benchmarks only: directory of the sample image built by make sample-image"}
 )
 
 // All lists every variable, for documentation and `moat --help`.
-var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig}
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, SampleImage}
 
 // Get returns the variable's value, or "" when unset.
 func (v Variable) Get() string { return os.Getenv(v.Name) }
