@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moatsec/moat/internal/sbom"
+	"github.com/moatsec/moat/internal/sbom/osrelease"
 )
 
 // merge applies the layer scans in order and fills inv with the packages of the final filesystem.
@@ -25,17 +26,15 @@ func merge(inv *sbom.Inventory, scans []*layerScan) {
 	}
 
 	// The operating system first: package URLs of OS packages need it.
-	var releases []*sbom.Release
+	var releases []sbom.Release
 	for _, v := range files {
-		if r := v.f.Result.Release; r != nil {
+		if r := v.f.Result.Release; r != nil && r.ID != "" {
 			cp := *r
-			if cp.Source == "" {
-				cp.Source = "/" + v.f.Path
-			}
-			releases = append(releases, &cp)
+			cp.Source = "/" + v.f.Path
+			releases = append(releases, cp)
 		}
 	}
-	inv.Distro = bestRelease(releases)
+	inv.Distro = osrelease.Best(releases)
 
 	// Files that OS packages installed, for marking language packages they contain.
 	owners := map[string]string{}
@@ -168,29 +167,4 @@ func canonical(scans []*layerScan, p string) string {
 		return p
 	}
 	return p
-}
-
-// bestRelease prefers os-release over distribution-specific files over lsb-release.
-func bestRelease(rs []*sbom.Release) *sbom.Release {
-	rank := func(r *sbom.Release) int {
-		switch r.Source {
-		case "/etc/os-release":
-			return 0
-		case "/usr/lib/os-release":
-			return 1
-		case "/etc/lsb-release":
-			return 3
-		}
-		return 2
-	}
-	var best *sbom.Release
-	for _, r := range rs {
-		if r.ID == "" {
-			continue
-		}
-		if best == nil || rank(r) < rank(best) {
-			best = r
-		}
-	}
-	return best
 }
