@@ -47,7 +47,7 @@ func measure(b *testing.B, fn func()) {
 		fn()
 	}
 	b.StopTimer()
-	b.ReportMetric((cpuTime() - c0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkFloor is the baseline: read and decompress every layer once, in parallel as the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moatsec/moat/internal/env"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrNotFound is returned by Get for a key that is not stored.
@@ -68,7 +69,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening store %s: another moat process holds it: %w", path, err)
 		}
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
@@ -137,7 +138,7 @@ func (s *Store) Delete(bucket, key string) error {
 func (s *Store) DropBucket(bucket string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		err := tx.DeleteBucket([]byte(bucket))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
+		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return nil
 		}
 		return err

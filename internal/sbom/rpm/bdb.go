@@ -69,7 +69,7 @@ func readBDB(ctx context.Context, r io.ReaderAt, size int64, stats *readStats, e
 	pages := int64(order.Uint32(meta[32:])) + 1 // last page number
 	if avail := size / pageSize; pages > avail {
 		// A truncated file: read what is there.
-		stats.problem(fmt.Errorf("Berkeley DB has %d of its %d pages", avail, pages))
+		stats.problem(fmt.Errorf("berkeley DB has %d of its %d pages", avail, pages))
 		pages = avail
 	}
 	db := &bdbFile{r: r, order: order, pageSize: pageSize, pages: uint32(pages), budget: newBudget(size)}
@@ -96,7 +96,7 @@ func readBDB(ctx context.Context, r io.ReaderAt, size int64, stats *readStats, e
 func (db *bdbFile) hashPage(n uint32, pg []byte, stats *readStats, emit func([]byte) error) error {
 	entries := int(db.order.Uint16(pg[20:]))
 	if bdbPageHeader+2*entries > len(pg) {
-		stats.problem(fmt.Errorf("Berkeley DB page %d: %d entries do not fit", n, entries))
+		stats.problem(fmt.Errorf("berkeley DB page %d: %d entries do not fit", n, entries))
 		return nil
 	}
 	for i := 1; i < entries; i += 2 {
@@ -104,7 +104,7 @@ func (db *bdbFile) hashPage(n uint32, pg []byte, stats *readStats, emit func([]b
 		// Items are packed from the end of the page down: item i ends where item i-1 starts.
 		end := int(db.order.Uint16(pg[bdbPageHeader+2*(i-1):]))
 		if off < bdbPageHeader+2*entries || off >= len(pg) || end > len(pg) {
-			stats.problem(fmt.Errorf("Berkeley DB page %d item %d out of range", n, i))
+			stats.problem(fmt.Errorf("berkeley DB page %d item %d out of range", n, i))
 			continue
 		}
 		var blob []byte
@@ -127,7 +127,7 @@ func (db *bdbFile) hashPage(n uint32, pg []byte, stats *readStats, emit func([]b
 			return err
 		}
 		if err != nil {
-			stats.problem(fmt.Errorf("Berkeley DB page %d item %d: %w", n, i, err))
+			stats.problem(fmt.Errorf("berkeley DB page %d item %d: %w", n, i, err))
 			continue
 		}
 		if err := emit(blob); err != nil {
