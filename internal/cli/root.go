@@ -86,6 +86,8 @@ type app struct {
 	out, err io.Writer
 	global   globalOptions
 	log      *slog.Logger
+	// started is set once a command's own code runs: errors before it are command-line errors.
+	started bool
 }
 
 // stderrTerminal reports whether progress may be drawn.
@@ -142,10 +144,13 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 
   # Inventory the host's own filesystem
   moat sbom dir:/`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           Version(),
-		PersistentPreRunE: func(*cobra.Command, []string) error { return a.setup() },
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version(),
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			a.started = true
+			return a.setup()
+		},
 	}
 	root.SetIn(a.in)
 	root.SetOut(a.out)
@@ -153,7 +158,29 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newCacheCmd(a))
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes every command below root that only groups subcommands ("cache",
+// "completion") reject an unknown subcommand as a usage error; cobra would print help and
+// succeed. Without arguments they still print their help.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if c.Runnable() || !c.HasSubCommands() {
+			continue
+		}
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 }
 
 // Execute runs the command line args.
@@ -161,14 +188,16 @@ func Execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Wr
 	a := &app{in: in, out: out, err: errOut}
 	root := newRoot(a)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
-	if err != nil && cmd != nil && isArgError(err) {
+	_, err := root.ExecuteContextC(ctx)
+	if err != nil && !a.started && isArgError(err) {
 		return &UsageError{Err: err}
 	}
 	return err
 }
 
-// isArgError recognises cobra's own argument and command errors, which it does not type.
+// isArgError recognises cobra's own argument and command errors, which it does not type. Only
+// errors returned before a command started running are looked at, so that a runtime error
+// that happens to contain these words (a path named "unknown command") is not one.
 func isArgError(err error) bool {
 	var ue *UsageError
 	if errors.As(err, &ue) {

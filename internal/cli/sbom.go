@@ -32,8 +32,9 @@ func (o *imageOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Insecure, "insecure", false, "allow plain HTTP to a registry on a loopback address")
 }
 
-func (o *imageOptions) options(tempDir string) (image.Options, error) {
-	opts := image.Options{Insecure: o.Insecure, TempDir: tempDir, DockerHost: env.DockerHost.Get()}
+// options checks the flags and returns the image options they select, without TempDir.
+func (o *imageOptions) options() (image.Options, error) {
+	opts := image.Options{Insecure: o.Insecure, DockerHost: env.DockerHost.Get()}
 	if o.Platform != "" {
 		p, err := v1.ParsePlatform(o.Platform)
 		if err != nil || p.OS == "" || p.Architecture == "" {
@@ -89,7 +90,7 @@ func (o *outputOptions) write(a *app, fn func(w io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", o.File, err)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", o.File, err)
 	}
 	if err := os.Rename(tmp.Name(), o.File); err != nil {
 		return fmt.Errorf("writing %s: %w", o.File, err)
@@ -120,6 +121,7 @@ func newSBOMCmd(a *app) *cobra.Command {
 
 TARGET is one of:
   NAME[:TAG|@DIGEST]      an image in a registry, pulled directly (no daemon)
+  registry:NAME           the same, even when a file or directory NAME exists
   docker-archive:PATH     a 'docker save' tarball
   oci-archive:PATH        a tar of an OCI image layout
   oci-dir:PATH            an OCI image layout directory
@@ -202,8 +204,13 @@ func (o *sbomOptions) run(ctx context.Context, a *app, arg string) error {
 	})
 }
 
-// inventory opens an image target and inventories it.
-func inventory(ctx context.Context, a *app, arg string, io imageOptions, useCache bool) (*sbom.Inventory, error) {
+// inventory opens an image target and inventories it. The flags are checked before moat's
+// directories are touched.
+func inventory(ctx context.Context, a *app, arg string, imgOpts imageOptions, useCache bool) (*sbom.Inventory, error) {
+	opts, err := imgOpts.options()
+	if err != nil {
+		return nil, err
+	}
 	target, err := image.ParseTarget(arg)
 	if err != nil {
 		return nil, err
@@ -213,10 +220,7 @@ func inventory(ctx context.Context, a *app, arg string, io imageOptions, useCach
 		return nil, err
 	}
 	defer sess.Close()
-	opts, err := io.options(sess.tempDir)
-	if err != nil {
-		return nil, err
-	}
+	opts.TempDir = sess.tempDir
 	start := time.Now()
 	img, err := image.Open(ctx, target, opts)
 	if err != nil {

@@ -66,6 +66,47 @@ func merge(inv *sbom.Inventory, scans []*layerScan) {
 		}
 	}
 	sortPackages(inv.Packages)
+	inv.Packages = dedupe(inv.Packages)
+}
+
+// dedupe folds packages that are the same package installed once but declared by several
+// files (an npm package's package.json and the lock file that lists it, the Go toolchain of
+// two binaries) into one with every location. Packages from different layers, owners or
+// catalogers stay apart. ps must be sorted.
+func dedupe(ps []sbom.Package) []sbom.Package {
+	type key struct {
+		purl, owner, by string
+		layer           int
+	}
+	keyOf := func(p sbom.Package) key {
+		k := key{purl: p.PURL, owner: p.OwnedBy, by: p.FoundBy, layer: -1}
+		if p.Layer != nil {
+			k.layer = p.Layer.Index
+		}
+		return k
+	}
+	out := ps[:0]
+	seen := map[key]int{}
+	for _, p := range ps {
+		if p.PURL == "" {
+			out = append(out, p)
+			continue
+		}
+		k := keyOf(p)
+		if i, ok := seen[k]; ok {
+			q := &out[i]
+			q.Locations = append(q.Locations, p.Locations...)
+			for _, l := range p.Licenses {
+				if !slices.Contains(q.Licenses, l) {
+					q.Licenses = append(q.Licenses, l)
+				}
+			}
+			continue
+		}
+		seen[k] = len(out)
+		out = append(out, p)
+	}
+	return out
 }
 
 // visibleAt reports whether the copy of p that layer i wrote is in the final filesystem: no
