@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 : "${MOAT_SAMPLE_IMAGE:?run make bench}"
 count=${BENCH_COUNT:-5}
 out=$(mktemp)
-go test -run='^$' -bench=. -benchtime=${BENCH_TIME:-3x} -count="$count" ./bench/ | tee "$out"
+go test -tags "${TAGS:-}" -run='^$' -bench=. -benchtime=${BENCH_TIME:-3x} -count="$count" ./bench/ | tee "$out"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 metric() { # benchmark name, unit
@@ -39,7 +39,7 @@ rm -rf "$MOAT_HOME"
 # Peak RSS on a 1 GB image: the sample plus 800 MB of incompressible files.
 big="$MOAT_SAMPLE_IMAGE/big.oci"
 if [ ! -d "$big" ]; then
-  go run ./bench/cmd/mkimage -rootfs "$MOAT_SAMPLE_IMAGE/rootfs.tar" -app "$MOAT_SAMPLE_IMAGE/app" -pad $((800*1024*1024)) -oci "$big"
+  go run -tags "${TAGS:-}" ./bench/cmd/mkimage -rootfs "$MOAT_SAMPLE_IMAGE/rootfs.tar" -app "$MOAT_SAMPLE_IMAGE/app" -pad $((800*1024*1024)) -oci "$big"
 fi
 export MOAT_HOME=$(mktemp -d)
 rss=$( { /usr/bin/time -f '%M' bin/moat sbom -q --no-cache oci-dir:"$big" -o json >/dev/null; } 2>&1 | tail -1)

@@ -38,7 +38,7 @@ rm -rf "$app" && mkdir -p "$app"
 # Go: the sample app (old module versions on purpose) and moat itself.
 mkdir -p "$app/usr/local/bin"
 (cd "$root/hack/sample-app" && GOFLAGS=-mod=mod go build -trimpath -o "$app/usr/local/bin/sample-app" .)
-(cd "$root" && go build -trimpath -o "$app/usr/local/bin/moat" ./cmd/moat)
+(cd "$root" && go build -tags "${TAGS:-}" -trimpath -o "$app/usr/local/bin/moat" ./cmd/moat)
 
 # npm: real packages from the registry, pinned.
 mkdir -p "$app/srv/web"

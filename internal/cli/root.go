@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
 	"github.com/moatsec/moat/internal/env"
+	"github.com/moatsec/moat/internal/image"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -218,7 +220,7 @@ func newVersionCmd(a *app) *cobra.Command {
 		Short: "Print moat's version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintln(a.out, "moat", Version())
+			_, err := fmt.Fprintf(a.out, "moat %s (%s, gzip: %s)\n", Version(), runtime.Version(), image.GzipImplementation)
 			return err
 		},
 	}
