@@ -38,9 +38,9 @@ sample-image: deps
 
 # Build moat and inventory the sample image, as a table and as CycloneDX and SPDX files.
 demo: build sample-image
-	@echo "== moat sbom $(SAMPLE)/image.oci (table)"
-	@MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom oci-dir:$(SAMPLE)/image.oci -o table | head -n 40
-	@echo "   ... (first 40 lines)"
+	@echo "== moat sbom oci-dir:$(SAMPLE)/image.oci -o table (the first five packages of each type)"
+	@MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom oci-dir:$(SAMPLE)/image.oci -o table | \
+		awk 'NF < 4 || $$1 == "NAME" || ++seen[$$3] <= 5'
 	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom docker-archive:$(SAMPLE)/image.tar -o cyclonedx-json --output-file demo.cdx.json
 	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom oci-dir:$(SAMPLE)/image.oci -o spdx-json --output-file demo.spdx.json
 	@echo "== wrote demo.cdx.json and demo.spdx.json"
