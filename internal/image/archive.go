@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,6 +24,14 @@ const (
 	maxMetadataFile = 16 << 20
 	maxArchiveFiles = 1 << 20
 )
+
+// A gzip-compressed archive is decompressed to a temporary file; it may expand at most
+// maxArchiveRatio times its compressed size (and always to archiveRatioFloor), so that a
+// decompression bomb cannot fill the disk.
+const maxArchiveRatio = 200
+
+// archiveRatioFloor is a variable so that tests can lower it.
+var archiveRatioFloor int64 = 1 << 30
 
 // tarIndex gives random access to the regular files of an uncompressed tar file.
 type tarIndex struct {
@@ -46,7 +55,7 @@ func indexTar(f *os.File) (*tarIndex, error) {
 		if len(idx.files) >= maxArchiveFiles {
 			return nil, fmt.Errorf("archive has more than %d entries", maxArchiveFiles)
 		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+		if h.Typeflag != tar.TypeReg {
 			continue
 		}
 		off, err := f.Seek(0, io.SeekCurrent)
@@ -113,8 +122,16 @@ func openArchiveFile(img *Image, p string, opts Options) (*tarIndex, error) {
 			return nil, fmt.Errorf("creating temporary file: %w", err)
 		}
 		img.onClose(func() error { tmp.Close(); return os.Remove(tmp.Name()) })
-		if _, err := io.Copy(tmp, gz); err != nil {
+		limit := archiveRatioFloor
+		if fi, err := f.Stat(); err == nil && fi.Size() > limit/maxArchiveRatio {
+			limit = fi.Size() * maxArchiveRatio
+		}
+		n, err := io.Copy(tmp, io.LimitReader(gz, limit+1))
+		if err != nil {
 			return nil, fmt.Errorf("decompressing %s: %w", p, err)
+		}
+		if n > limit {
+			return nil, fmt.Errorf("decompressing %s: expands to more than %d bytes", p, limit)
 		}
 		f = tmp
 	}
@@ -124,18 +141,45 @@ func openArchiveFile(img *Image, p string, opts Options) (*tarIndex, error) {
 	return indexTar(f)
 }
 
-// sniffArchive tells a docker save archive from an OCI archive by the names in it.
+// sniffArchive tells a docker save archive from an OCI archive by the names in it. It streams
+// the archive (decompressing it when gzip-compressed) and writes nothing.
 func sniffArchive(p string) (string, error) {
-	img := &Image{}
-	defer img.Close()
-	idx, err := openArchiveFile(img, p, Options{TempDir: os.TempDir()})
+	f, err := os.Open(p)
 	if err != nil {
-		return "", fmt.Errorf("%s is neither a directory nor a readable tar archive: %w", p, err)
+		return "", err
 	}
-	if _, ok := idx.files["manifest.json"]; ok {
-		return SourceDockerArchive, nil
+	defer f.Close()
+	var r io.Reader = f
+	var magic [2]byte
+	if _, err := f.ReadAt(magic[:], 0); err == nil && magic == [2]byte{0x1f, 0x8b} {
+		gz, err := gzip.NewReader(bufio.NewReader(f))
+		if err != nil {
+			return "", fmt.Errorf("%s: reading gzip header: %w", p, err)
+		}
+		defer gz.Close()
+		r = gz
 	}
-	if _, ok := idx.files["index.json"]; ok {
+	tr := tar.NewReader(r)
+	hasIndex := false
+	for n := 0; ; n++ {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s is neither a directory nor a readable tar archive: %w", p, err)
+		}
+		if n >= maxArchiveFiles {
+			return "", fmt.Errorf("%s: archive has more than %d entries", p, maxArchiveFiles)
+		}
+		switch cleanArchivePath(h.Name) {
+		case "manifest.json":
+			return SourceDockerArchive, nil
+		case "index.json":
+			hasIndex = true
+		}
+	}
+	if hasIndex {
 		return SourceOCIArchive, nil
 	}
 	return "", fmt.Errorf("%s is a tar archive with neither manifest.json (docker save) nor index.json (OCI layout)", p)
@@ -186,11 +230,16 @@ func readDockerArchive(img *Image, fsys fs.FS) error {
 	img.Config, img.ID, img.RepoTags = cfg, id.String(), d.RepoTags
 	img.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 	descs := make([]v1.Descriptor, len(d.Layers))
+	byDiffID := make([]bool, len(d.Layers))
 	for i, lp := range d.Layers {
 		lp = cleanArchivePath(lp)
-		descs[i] = v1.Descriptor{Digest: blobDigest(lp, cfg, i), URLs: []string{lp}}
+		descs[i] = v1.Descriptor{URLs: []string{lp}}
+		descs[i].Digest, byDiffID[i] = blobDigest(lp, cfg, i)
+		if ti, ok := fsys.(*tarIndex); ok {
+			descs[i].Size = ti.files[lp].size // the decompression ratio check needs it
+		}
 	}
-	return fillLayers(img, descs, func(desc v1.Descriptor) func(context.Context) (io.ReadCloser, error) {
+	err = fillLayers(img, descs, func(desc v1.Descriptor) func(context.Context) (io.ReadCloser, error) {
 		return func(context.Context) (io.ReadCloser, error) {
 			f, err := fsys.Open(desc.URLs[0])
 			if err != nil {
@@ -199,21 +248,26 @@ func readDockerArchive(img *Image, fsys fs.FS) error {
 			return f.(io.ReadCloser), nil
 		}
 	})
+	for i, l := range img.Layers {
+		l.digestIsDiffID = byDiffID[i]
+	}
+	return err
 }
 
 // blobDigest is the digest of a docker save layer file: its name when it is an OCI blob path
-// (blobs/sha256/<hex>), otherwise the config's diffID (legacy <id>/layer.tar files are
-// uncompressed, so their digest is the diffID).
-func blobDigest(p string, cfg *v1.ConfigFile, i int) v1.Hash {
+// (blobs/sha256/<hex>), otherwise the config's diffID, with diffID true (legacy <id>/layer.tar
+// files are uncompressed; other tools write <digest>.tar.gz files, whose uncompressed content
+// is what the diffID names).
+func blobDigest(p string, cfg *v1.ConfigFile, i int) (h v1.Hash, diffID bool) {
 	if dir, hex := path.Split(p); dir == "blobs/sha256/" {
 		if h, err := v1.NewHash("sha256:" + hex); err == nil {
-			return h
+			return h, false
 		}
 	}
 	if i < len(cfg.RootFS.DiffIDs) {
-		return cfg.RootFS.DiffIDs[i]
+		return cfg.RootFS.DiffIDs[i], true
 	}
-	return v1.Hash{}
+	return v1.Hash{}, true
 }
 
 func cleanArchivePath(p string) string { return path.Clean(strings.TrimPrefix(p, "/")) }

@@ -20,7 +20,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -91,11 +90,16 @@ type Layer struct {
 	open func(ctx context.Context) (io.ReadCloser, error)
 	// verified is true when open already verifies Digest (go-containerregistry's remote layers).
 	verified bool
+	// digestIsDiffID is true when Digest is the diffID, the digest of the uncompressed tar, so
+	// that Open hashes what it decompresses rather than the stored bytes (docker save layers
+	// that are not stored as content-addressed blobs, which may or may not be compressed).
+	digestIsDiffID bool
 }
 
 // Open returns the layer's uncompressed tar stream (gzip, zstd or plain, told apart by their
-// magic bytes). Reading to EOF checks the stored bytes against Digest: a mismatch is returned
-// by Read instead of io.EOF, wrapping ErrDigestMismatch.
+// magic bytes). Reading to EOF checks the stored bytes (or, when Digest is the diffID, the
+// uncompressed tar) against Digest: a mismatch is returned by Read instead of io.EOF, wrapping
+// ErrDigestMismatch.
 func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 	raw, err := l.open(ctx)
 	if err != nil {
@@ -109,13 +113,15 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("layer %s: unsupported digest algorithm %q", l.Digest, l.Digest.Algorithm)
 		}
 		lr.h = sha256.New()
-		src = io.TeeReader(raw, lr.h)
+		if !l.digestIsDiffID {
+			src = io.TeeReader(raw, lr.h)
+		}
 	}
 	lr.comp = bufio.NewReaderSize(src, 256<<10)
 	magic, _ := lr.comp.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(lr.comp)
+		gz, err := newGzipReader(lr.comp)
 		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("layer %s: reading gzip header: %w", l.Digest, err)
@@ -130,6 +136,9 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 		lr.dec, lr.closeDec = zr, func() error { zr.Close(); return nil }
 	default:
 		lr.dec = lr.comp
+	}
+	if lr.h != nil && l.digestIsDiffID {
+		lr.dec = io.TeeReader(lr.dec, lr.h)
 	}
 	return lr, nil
 }
@@ -195,13 +204,11 @@ type Options struct {
 	DockerHost string
 }
 
-// HostPlatform is the platform moat runs on.
+// HostPlatform is the platform moat runs on. It names no variant: indexes describe arm64
+// images both with and without "v8", and a variant in the wanted platform would only match
+// descriptors that spell it.
 func HostPlatform() *v1.Platform {
-	p := &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	if runtime.GOARCH == "arm64" {
-		p.Variant = "v8"
-	}
-	return p
+	return &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 }
 
 // Target is a parsed image argument.
@@ -224,7 +231,7 @@ func ParseTarget(arg string) (Target, error) {
 		for _, s := range Sources {
 			if src == s {
 				if rest == "" {
-					return Target{}, fmt.Errorf("target %q: nothing after %s:", arg, src)
+					return Target{}, fmt.Errorf("target %q names no image after the %s prefix", arg, src)
 				}
 				return Target{Source: s, Ref: rest}, nil
 			}
@@ -239,6 +246,10 @@ func ParseTarget(arg string) (Target, error) {
 			return Target{Source: SourceOCIDir, Ref: arg}, nil
 		}
 		return Target{Source: SourceDir, Ref: arg}, nil
+	}
+	if !fi.Mode().IsRegular() {
+		// A pipe or device would be consumed (or block) while sniffing it.
+		return Target{}, fmt.Errorf("%s is neither a directory nor a regular file (save the image to a file first)", arg)
 	}
 	kind, err := sniffArchive(arg)
 	if err != nil {

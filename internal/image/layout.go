@@ -38,7 +38,7 @@ func readLayout(img *Image, fsys fs.FS, platform *v1.Platform) error {
 	if err != nil {
 		return fmt.Errorf("parsing index.json: %w", err)
 	}
-	desc, err := pickManifest(fsys, idx, platform, 0)
+	desc, err := pickManifest(fsys, idx, platform, 0, map[v1.Hash]bool{})
 	if err != nil {
 		return err
 	}
@@ -81,8 +81,10 @@ func readLayout(img *Image, fsys fs.FS, platform *v1.Platform) error {
 	})
 }
 
-// pickManifest walks an index down to the image manifest for platform.
-func pickManifest(fsys fs.FS, idx *v1.IndexManifest, platform *v1.Platform, depth int) (v1.Descriptor, error) {
+// pickManifest walks an index down to the image manifest for platform. seen holds the nested
+// indexes already walked: each is read once, however many descriptors name it, so that a
+// layout whose indexes list one another many times over cannot make the walk explode.
+func pickManifest(fsys fs.FS, idx *v1.IndexManifest, platform *v1.Platform, depth int, seen map[v1.Hash]bool) (v1.Descriptor, error) {
 	if depth > maxIndexDepth {
 		return v1.Descriptor{}, fmt.Errorf("image indexes nested deeper than %d", maxIndexDepth)
 	}
@@ -108,6 +110,10 @@ func pickManifest(fsys fs.FS, idx *v1.IndexManifest, platform *v1.Platform, dept
 		return v1.Descriptor{}, fmt.Errorf("layout holds %d images for platform %s (%s); keep one image per layout", len(images), platform, strings.Join(names, ", "))
 	}
 	for _, d := range indexes {
+		if seen[d.Digest] {
+			continue
+		}
+		seen[d.Digest] = true
 		b, err := readBlob(fsys, d.Digest)
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("reading index %s: %w", d.Digest, err)
@@ -116,7 +122,7 @@ func pickManifest(fsys fs.FS, idx *v1.IndexManifest, platform *v1.Platform, dept
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("parsing index %s: %w", d.Digest, err)
 		}
-		if desc, err := pickManifest(fsys, sub, platform, depth+1); err == nil {
+		if desc, err := pickManifest(fsys, sub, platform, depth+1, seen); err == nil {
 			return desc, nil
 		} else if len(indexes) == 1 {
 			return v1.Descriptor{}, err

@@ -16,13 +16,29 @@ import (
 )
 
 // Transport is the HTTP transport for registry traffic: go's defaults plus bounded waits, so
-// that a registry that accepts a connection and then stalls fails instead of hanging.
+// that a registry that accepts a connection and then stalls fails instead of hanging. It
+// refuses plain HTTP to any host that is not on loopback: go-containerregistry falls back to
+// HTTP on its own for private-network and ".local" registries when HTTPS fails, which would let
+// anyone on the network downgrade the connection and read credentials.
 func Transport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 60 * time.Second
 	t.TLSHandshakeTimeout = 15 * time.Second
 	t.MaxIdleConnsPerHost = 16
-	return t
+	return loopbackHTTPOnly{t}
+}
+
+// loopbackHTTPOnly refuses plain-HTTP requests to hosts that are not on loopback.
+type loopbackHTTPOnly struct{ next http.RoundTripper }
+
+func (t loopbackHTTPOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !IsLoopbackHost(req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only registries on loopback may be reached without TLS", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // IsLoopbackHost reports whether a registry host ("localhost:5000", "127.0.0.1", "[::1]:5000")

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"log"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,15 +40,23 @@ type Entry struct {
 }
 
 // File, Dir, Symlink and Whiteout are shorthands for entries.
-func File(name, body string) Entry      { return Entry{Name: name, Body: body, Type: tar.TypeReg, Mode: 0o644} }
-func Exec(name, body string) Entry      { return Entry{Name: name, Body: body, Type: tar.TypeReg, Mode: 0o755} }
-func Dir(name string) Entry             { return Entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
-func Symlink(name, target string) Entry { return Entry{Name: name, Type: tar.TypeSymlink, Link: target} }
+func File(name, body string) Entry {
+	return Entry{Name: name, Body: body, Type: tar.TypeReg, Mode: 0o644}
+}
+func Exec(name, body string) Entry {
+	return Entry{Name: name, Body: body, Type: tar.TypeReg, Mode: 0o755}
+}
+func Dir(name string) Entry { return Entry{Name: name, Type: tar.TypeDir, Mode: 0o755} }
+func Symlink(name, target string) Entry {
+	return Entry{Name: name, Type: tar.TypeSymlink, Link: target}
+}
 func Hardlink(name, target string) Entry {
 	return Entry{Name: name, Type: tar.TypeLink, Link: target}
 }
-func Whiteout(name string) Entry { return File(filepath.Join(filepath.Dir(name), ".wh."+filepath.Base(name)), "") }
-func Opaque(dir string) Entry    { return File(filepath.Join(dir, ".wh..wh..opq"), "") }
+func Whiteout(name string) Entry {
+	return File(filepath.Join(filepath.Dir(name), ".wh."+filepath.Base(name)), "")
+}
+func Opaque(dir string) Entry { return File(filepath.Join(dir, ".wh..wh..opq"), "") }
 
 // Tar writes entries as an uncompressed tar stream.
 func Tar(t testing.TB, entries ...Entry) []byte {
@@ -158,7 +168,7 @@ func Index(t testing.TB, imgs ...v1.Image) v1.ImageIndex {
 // Registry starts go-containerregistry's in-process registry on loopback and returns its host.
 func Registry(t testing.TB) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(nil)))
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	u, err := url.Parse(srv.URL)
 	if err != nil {
@@ -211,4 +221,101 @@ func DockerArchive(t testing.TB, img v1.Image, tag string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// OCIArchive writes img as an OCI layout and packs the layout into a tar file (an oci-archive).
+func OCIArchive(t testing.TB, img v1.Image) string {
+	t.Helper()
+	return TarDir(t, OCIDir(t, img))
+}
+
+// TarDir packs the files under dir into a new uncompressed tar file, names relative to dir.
+func TarDir(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "archive.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	if err := tw.AddFS(os.DirFS(dir)); err != nil {
+		t.Fatalf("packing %s: %v", dir, err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// GzipFile compresses the file at p into a new file and returns its path.
+func GzipFile(t testing.TB, p string) string {
+	t.Helper()
+	in, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out := filepath.Join(t.TempDir(), filepath.Base(p)+".gz")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := gzip.NewWriter(f)
+	if _, err := io.Copy(zw, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ZerosLayer makes a gzip-compressed layer holding one file of size zero bytes, for
+// decompression bombs. The layer is written to a temporary file as it is compressed, so that
+// the test never holds it in memory.
+func ZerosLayer(t testing.TB, name string, size int64) v1.Layer {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "zeros.tar.gz")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: time.Unix(1700000000, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeroReader{}, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tarball.LayerFromFile(p)
+	if err != nil {
+		t.Fatalf("making layer: %v", err)
+	}
+	return l
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -48,6 +48,10 @@ type fileResult struct {
 	Path      string
 	Cataloger string
 	Result    sbom.Result
+
+	// seq numbers the tar entry the result was read from, so that the last of several entries
+	// for one path wins whatever order their parses finish in. It is not cached.
+	seq int
 }
 
 func (s *layerScan) kind(p string) (byte, bool) {
@@ -161,7 +165,10 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 	s := &layerScan{Links: map[string]string{}}
 	entries := map[string]byte{}
 	whiteouts, opaques := map[string]bool{}, map[string]bool{}
-	var hardlinks [][2]string
+	var hardlinks []hardlink
+	// lastSeq maps each path to the number of the last entry that wrote it.
+	lastSeq := map[string]int{}
+	seq := 0
 	var mu sync.Mutex // guards s.Files and s.Warnings against the parse pool
 	warn := func(p, msg string) {
 		mu.Lock()
@@ -194,6 +201,9 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 			continue
 		}
 		last = p
+		seq++
+		lastSeq[p] = seq
+		entrySeq := seq
 		dir, base := path.Split(p)
 		dir = strings.TrimSuffix(dir, "/")
 		if strings.HasPrefix(base, ".wh.") {
@@ -213,9 +223,11 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 		case tar.TypeLink:
 			entries[p] = kindFile
 			if t, _, ok := cleanName(hdr.Linkname); ok && t != "" {
-				hardlinks = append(hardlinks, [2]string{p, t})
+				hardlinks = append(hardlinks, hardlink{path: p, target: t, seq: entrySeq})
+			} else if !ok {
+				warn(p, fmt.Sprintf("hard link target %q contains '..': not linked", hdr.Linkname))
 			}
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // archive/tar reports old TypeRegA entries as TypeReg
 			entries[p] = kindFile
 			fi := sbom.FileInfo{Path: p, Mode: fs.FileMode(hdr.Mode).Perm(), Size: hdr.Size}
 			if hdr.Mode&0o4000 != 0 {
@@ -241,7 +253,7 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 				for _, ci := range which {
 					res := e.parse(ctx, ci, fi, c)
 					mu.Lock()
-					s.add(tag, fi.Path, e.catalogers[ci].Name(), res)
+					s.add(tag, fi.Path, e.catalogers[ci].Name(), res, entrySeq)
 					mu.Unlock()
 				}
 			})
@@ -250,6 +262,9 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 		}
 	}
 	jobs.Wait()
+	// A path written twice in one layer keeps what its last entry held.
+	s.Files = slices.DeleteFunc(s.Files, func(f fileResult) bool { return f.seq != lastSeq[f.Path] })
+	hardlinks = slices.DeleteFunc(hardlinks, func(h hardlink) bool { return h.seq != lastSeq[h.path] })
 	// Read to the end so that the digest is checked, whatever trails the tar archive.
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return nil, err
@@ -259,26 +274,31 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 	return s, nil
 }
 
-// add records a parse result; a file read twice in one layer keeps its last reading.
-func (s *layerScan) add(tag, p, cataloger string, res parsed) {
+// add records a parse result of the entry numbered seq.
+func (s *layerScan) add(tag, p, cataloger string, res parsed, seq int) {
 	for _, w := range res.warnings {
 		s.Warnings = append(s.Warnings, sbom.Warning{Layer: tag, Path: p, Message: cataloger + ": " + w})
 	}
 	if res.result == nil {
 		return
 	}
-	s.Files = slices.DeleteFunc(s.Files, func(f fileResult) bool { return f.Path == p && f.Cataloger == cataloger })
 	r := *res.result
 	r.Warnings = nil
-	s.Files = append(s.Files, fileResult{Path: p, Cataloger: cataloger, Result: r})
+	s.Files = append(s.Files, fileResult{Path: p, Cataloger: cataloger, Result: r, seq: seq})
+}
+
+// hardlink is a hard-link entry of a layer: path links to target.
+type hardlink struct {
+	path, target string
+	seq          int
 }
 
 // linkHardlinks gives a hard link the results of the file it links to, for the same catalogers.
-func (s *layerScan) linkHardlinks(links [][2]string) {
+func (s *layerScan) linkHardlinks(links []hardlink) {
 	for _, l := range links {
 		for _, f := range s.Files {
-			if f.Path == l[1] {
-				s.Files = append(s.Files, fileResult{Path: l[0], Cataloger: f.Cataloger, Result: f.Result})
+			if f.Path == l.target {
+				s.Files = append(s.Files, fileResult{Path: l.path, Cataloger: f.Cataloger, Result: f.Result, seq: l.seq})
 			}
 		}
 	}
@@ -491,7 +511,7 @@ func (e *Engine) scanDir(ctx context.Context, root string) (*layerScan, error) {
 				for _, ci := range which {
 					res := e.parse(ctx, ci, fi, c)
 					mu.Lock()
-					s.add("", p, e.catalogers[ci].Name(), res)
+					s.add("", p, e.catalogers[ci].Name(), res, 0)
 					mu.Unlock()
 				}
 			})
