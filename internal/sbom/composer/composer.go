@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -61,7 +60,7 @@ func (*Cataloger) Match(fi sbom.FileInfo) bool {
 // Parse implements sbom.Cataloger.
 func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content) (*sbom.Result, error) {
 	what := path.Base(fi.Path)
-	data, err := readBounded(r, maxFile)
+	data, err := sbom.ReadAll(r, maxFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
@@ -75,23 +74,6 @@ func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content)
 		return nil, fmt.Errorf("parsing %s: %w", what, err)
 	}
 	return collect(ctx, what, lists)
-}
-
-var utf8BOM = []byte{0xef, 0xbb, 0xbf}
-
-// readBounded reads the whole of r, refusing content larger than limit.
-func readBounded(r sbom.Content, limit int64) ([]byte, error) {
-	if n := r.Size(); n > limit {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d read", n, limit)
-	}
-	data, err := io.ReadAll(io.NewSectionReader(r, 0, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is more than the %d bytes read", limit)
-	}
-	return bytes.TrimPrefix(data, utf8BOM), nil
 }
 
 // list is an array of packages; dev says they are all development dependencies, devNames
@@ -223,18 +205,8 @@ func validName(s string) bool {
 	return ok && vendor != "" && pkg != "" && !strings.Contains(pkg, "/") && validToken(s)
 }
 
-// validToken accepts a non-empty, bounded string without spaces or control characters.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
 // validLicense accepts a bounded single-line license string; SPDX expressions contain spaces.
 func validLicense(s string) bool {

@@ -13,7 +13,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/moatsec/moat/internal/sbom"
 )
@@ -137,15 +136,5 @@ func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content)
 	return res, nil
 }
 
-// validToken accepts a non-empty, bounded string without spaces or control characters.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }

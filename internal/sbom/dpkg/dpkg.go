@@ -175,11 +175,5 @@ func toPackage(f map[string]string) (sbom.Package, bool) {
 	return p, true
 }
 
-func validToken(s string) bool {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return s != ""
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, sbom.DefaultMaxToken) }

@@ -12,7 +12,6 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/moatsec/moat/internal/sbom"
 )
@@ -220,29 +219,8 @@ func toolchainVersion(raw string) string {
 	return v
 }
 
-// validToken reports whether s can be a module path or version: buildinfo splits its text on
-// tabs and newlines, but a crafted binary can still carry any other byte.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
-// validText reports whether s can be kept as metadata: bounded, valid UTF-8, no control characters.
-func validText(s string) bool {
-	if s == "" || len(s) > maxToken {
-		return false
-	}
-	for _, r := range s {
-		if r < ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validText reports whether s can be kept as metadata (see sbom.ValidText).
+func validText(s string) bool { return sbom.ValidText(s, maxToken) }

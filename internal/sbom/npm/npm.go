@@ -4,12 +4,10 @@
 package npm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -117,34 +115,17 @@ func validDirName(s string) bool {
 // Parse implements sbom.Cataloger.
 func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content) (*sbom.Result, error) {
 	if base := path.Base(fi.Path); base == lockName || base == shrinkwrapName {
-		data, err := readBounded(r, maxLock)
+		data, err := sbom.ReadAll(r, maxLock)
 		if err != nil {
 			return nil, fmt.Errorf("reading npm lock file: %w", err)
 		}
 		return parseLock(ctx, data)
 	}
-	data, err := readBounded(r, maxManifest)
+	data, err := sbom.ReadAll(r, maxManifest)
 	if err != nil {
 		return nil, fmt.Errorf("reading package.json: %w", err)
 	}
 	return parseManifest(data)
-}
-
-var utf8BOM = []byte{0xef, 0xbb, 0xbf}
-
-// readBounded reads the whole of r, refusing content larger than limit.
-func readBounded(r sbom.Content, limit int64) ([]byte, error) {
-	if n := r.Size(); n > limit {
-		return nil, fmt.Errorf("file is %d bytes, more than the %d read", n, limit)
-	}
-	data, err := io.ReadAll(io.NewSectionReader(r, 0, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is more than the %d bytes read", limit)
-	}
-	return bytes.TrimPrefix(data, utf8BOM), nil
 }
 
 // manifest is the part of a package.json that identifies the package.
@@ -471,18 +452,8 @@ func validName(s string) bool {
 	return !strings.Contains(s, "/")
 }
 
-// validToken accepts a non-empty, bounded string without spaces or control characters.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '\uFFFD' {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
 // validLicense accepts a bounded single-line license string; SPDX expressions contain spaces.
 func validLicense(s string) bool {

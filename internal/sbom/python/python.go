@@ -219,18 +219,8 @@ func classifierLicense(c string) string {
 	return name
 }
 
-// validToken accepts a non-empty, bounded string without spaces or control characters.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
 // validLicense accepts a single-line license name of at most limit bytes.
 func validLicense(s string, limit int) bool {

@@ -334,11 +334,5 @@ func parseSourceRPM(s string) (name, version string, ok bool) {
 
 func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
-func validToken(s string) bool {
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return s != ""
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, sbom.DefaultMaxToken) }

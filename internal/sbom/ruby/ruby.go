@@ -177,18 +177,8 @@ func splitFullName(full, platform string) (name, version string, ok bool) {
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
-// validToken accepts a non-empty, bounded string without spaces or control characters.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
 // validLicense accepts a bounded single-line license name.
 func validLicense(s string) bool {

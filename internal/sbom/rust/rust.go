@@ -6,7 +6,6 @@ package rust
 import (
 	"context"
 	"path"
-	"unicode/utf8"
 
 	"github.com/moatsec/moat/internal/sbom"
 )
@@ -57,28 +56,8 @@ func (*Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content) (
 	return parseAuditable(r)
 }
 
-// validToken reports whether s can be a crate name or version.
-func validToken(s string) bool {
-	if s == "" || len(s) > maxToken {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validToken reports whether s can be a name or version here (see sbom.ValidToken).
+func validToken(s string) bool { return sbom.ValidToken(s, maxToken) }
 
-// validText reports whether s can be kept as metadata: bounded, no control characters.
-func validText(s string) bool {
-	if s == "" || len(s) > maxText {
-		return false
-	}
-	for _, r := range s {
-		if r < ' ' || r == 0x7f || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// validText reports whether s can be kept as metadata (see sbom.ValidText).
+func validText(s string) bool { return sbom.ValidText(s, maxText) }
