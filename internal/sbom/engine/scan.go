@@ -430,12 +430,45 @@ func (p *parsePool) capture(ctx context.Context, r io.Reader, size int64) (*cont
 	if err := p.budget.Acquire(ctx, size); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, size)
+	buf := getBuf(size)
 	if _, err := io.ReadFull(r, buf); err != nil {
+		putBuf(buf)
 		p.budget.Release(size)
 		return nil, fmt.Errorf("reading %d bytes: %w", size, err)
 	}
-	return &content{buf: buf, size: size, release: func() { p.budget.Release(size) }}, nil
+	return &content{buf: buf, size: size, release: func() { putBuf(buf); p.budget.Release(size) }}, nil
+}
+
+// bufPools recycle file buffers by power-of-two capacity (4 KiB to the spill size), sparing
+// the garbage collector the tens of megabytes of executables an image hands the binary
+// catalogers. Results never alias these buffers: catalogers return strings, which copy.
+var bufPools [13]sync.Pool
+
+func bufClass(size int64) int {
+	c := 0
+	for n := int64(4 << 10); n < size && c < len(bufPools)-1; n <<= 1 {
+		c++
+	}
+	return c
+}
+
+func getBuf(size int64) []byte {
+	c := bufClass(size)
+	if int64(4<<10)<<c < size {
+		return make([]byte, size) // larger than any class
+	}
+	if b, ok := bufPools[c].Get().(*[]byte); ok {
+		return (*b)[:size]
+	}
+	return make([]byte, size, int64(4<<10)<<c)
+}
+
+func putBuf(b []byte) {
+	c := bufClass(int64(cap(b)))
+	if int64(4<<10)<<c != int64(cap(b)) {
+		return
+	}
+	bufPools[c].Put(&b)
 }
 
 // scanDir reads an unpacked root filesystem as if it were one layer. Symbolic links are
