@@ -273,7 +273,7 @@ func newCacheCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer sess.Close()
-			n, err := sess.store.Count("sbom-layers")
+			n, err := engine.CachedLayers(sess.store)
 			if err != nil {
 				return err
 			}

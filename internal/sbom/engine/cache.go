@@ -55,3 +55,6 @@ func (e *Engine) store(l *image.Layer, s *layerScan) {
 
 // ClearCache drops every cached layer scan.
 func ClearCache(s *store.Store) error { return s.DropBucket(cacheBucket) }
+
+// CachedLayers counts the layer scans in the cache.
+func CachedLayers(s *store.Store) (int, error) { return s.Count(cacheBucket) }
