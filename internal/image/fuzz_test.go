@@ -94,3 +94,27 @@ func FuzzReadLayout(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadDockerArchive feeds arbitrary manifest.json and config bytes to the docker save
+// reader; it must refuse or read them, never panic or reach outside the archive.
+func FuzzReadDockerArchive(f *testing.F) {
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("a", 64) + `"]},"history":[{"created_by":"x"}]}`)
+	f.Add([]byte(`[{"Config":"config.json","RepoTags":["a:1"],"Layers":["layer.tar"]}]`), cfg)
+	f.Add([]byte(`[{"Config":"../config.json","Layers":["/etc/passwd"]}]`), cfg)
+	f.Add([]byte(`[]`), []byte(`{}`))
+	f.Add([]byte(`[{"Config":"config.json","Layers":["blobs/sha256/`+strings.Repeat("b", 64)+`"]}]`), cfg)
+	f.Fuzz(func(t *testing.T, manifest, config []byte) {
+		fsys := fstest.MapFS{
+			"manifest.json": &fstest.MapFile{Data: manifest},
+			"config.json":   &fstest.MapFile{Data: config},
+			"layer.tar":     &fstest.MapFile{Data: []byte("not really a tar")},
+		}
+		img := &Image{}
+		if err := readDockerArchive(img, fsys); err != nil {
+			return
+		}
+		if img.Config == nil || len(img.Layers) != len(img.Config.RootFS.DiffIDs) {
+			t.Fatalf("accepted archive with %d layers for config %+v", len(img.Layers), img.Config)
+		}
+	})
+}
