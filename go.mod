@@ -14,6 +14,7 @@ require (
 	github.com/knqyf263/go-rpm-version v0.0.0-20260811110310-1815e1f1b790
 	github.com/knqyf263/go-rpmdb v0.1.1
 	github.com/masahiro331/go-mvn-version v0.0.0-20260119054159-d21fcd2e7de1
+	github.com/ossf/osv-schema/bindings/go v0.0.0-20260525004216-afe0bddbf893
 	github.com/package-url/packageurl-go v0.1.3
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	github.com/spdx/tools-golang v0.5.5
@@ -23,6 +24,7 @@ require (
 	golang.org/x/mod v0.25.0
 	golang.org/x/sync v0.17.0
 	golang.org/x/term v0.36.0
+	google.golang.org/protobuf v1.36.11
 )
 
 require (
