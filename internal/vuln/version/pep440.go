@@ -30,19 +30,13 @@ type pep440Key struct {
 	postN uint64
 	dev   bool
 	devN  uint64
-	local []localPart // nil when there is no local version
+	local []segment // nil when there is no local version
 }
 
 const (
 	pepDevOnly int8 = -1
 	pepFinal   int8 = 3
 )
-
-// localPart is one segment of a local version: a number or a lower-case string.
-type localPart struct {
-	num   bool
-	value string // digits without leading zeros, or letters and digits
-}
 
 func parsePEP440(s string) (key, error) {
 	if isPlainRelease(s) {
@@ -130,9 +124,9 @@ func readCanonicalPEP440(s string) (*pep440Key, error) {
 		}
 		for _, f := range strings.FieldsFunc(local, func(r rune) bool { return r == '.' || r == '-' || r == '_' }) {
 			if allDigits(f) {
-				k.local = append(k.local, localPart{num: true, value: strings.TrimLeft(f, "0")})
+				k.local = append(k.local, segment{num: true, value: strings.TrimLeft(f, "0")})
 			} else {
-				k.local = append(k.local, localPart{value: f})
+				k.local = append(k.local, segment{value: f})
 			}
 		}
 	}
@@ -187,22 +181,12 @@ func (k *pep440Key) compare(o key) int {
 // compareLocal orders local versions: none before any; then segment by segment, strings
 // before numbers, strings by bytes, numbers by value; a shorter version before a longer one it
 // is a prefix of.
-func compareLocal(a, b []localPart) int {
+func compareLocal(a, b []segment) int {
 	if (a == nil) != (b == nil) {
 		return boolOrder(a != nil, b != nil)
 	}
 	for i := 0; i < len(a) && i < len(b); i++ {
-		x, y := a[i], b[i]
-		var c int
-		switch {
-		case x.num != y.num:
-			c = boolOrder(x.num, y.num)
-		case x.num:
-			c = compareDigits(x.value, y.value)
-		default:
-			c = strings.Compare(x.value, y.value)
-		}
-		if c != 0 {
+		if c := a[i].compare(b[i]); c != 0 {
 			return c
 		}
 	}

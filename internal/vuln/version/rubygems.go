@@ -15,13 +15,7 @@ import (
 // go-gem-version checks the string against RubyGems' version pattern. Its comparison is not
 // used: it splits letter runs into single letters, which orders "1.0.beta" before "1.0.b" and
 // "1.0.preview" before "1.0.pre", the reverse of RubyGems, and it allocates on every call.
-type gemKey struct{ segs []gemSegment }
-
-// gemSegment is a run of digits (without leading zeros) or of letters.
-type gemSegment struct {
-	num   bool
-	value string
-}
+type gemKey struct{ segs []segment }
 
 func parseGem(s string) (key, error) {
 	if !isPlainRelease(s) {
@@ -30,7 +24,7 @@ func parseGem(s string) (key, error) {
 		}
 	}
 	s = strings.ReplaceAll(s, "-", ".pre.")
-	var segs []gemSegment
+	var segs []segment
 	firstString := -1
 	for i := 0; i < len(s); {
 		j := i
@@ -39,7 +33,7 @@ func parseGem(s string) (key, error) {
 			for j < len(s) && isDigit(s[j]) {
 				j++
 			}
-			segs = append(segs, gemSegment{num: true, value: strings.TrimLeft(s[i:j], "0")})
+			segs = append(segs, segment{num: true, value: strings.TrimLeft(s[i:j], "0")})
 		case isAlpha(s[i]):
 			for j < len(s) && isAlpha(s[j]) {
 				j++
@@ -47,7 +41,7 @@ func parseGem(s string) (key, error) {
 			if firstString < 0 {
 				firstString = len(segs)
 			}
-			segs = append(segs, gemSegment{value: s[i:j]})
+			segs = append(segs, segment{value: s[i:j]})
 		default:
 			j++
 		}
@@ -61,7 +55,7 @@ func parseGem(s string) (key, error) {
 }
 
 // trimGemZeros drops trailing zero segments.
-func trimGemZeros(segs []gemSegment) []gemSegment {
+func trimGemZeros(segs []segment) []segment {
 	for len(segs) > 0 && segs[len(segs)-1].num && segs[len(segs)-1].value == "" {
 		segs = segs[:len(segs)-1]
 	}
@@ -70,7 +64,7 @@ func trimGemZeros(segs []gemSegment) []gemSegment {
 
 func (k *gemKey) compare(o key) int {
 	x, y := k.segs, o.(*gemKey).segs
-	zero := gemSegment{num: true}
+	zero := segment{num: true}
 	for i := 0; i < len(x) || i < len(y); i++ {
 		a, b := zero, zero
 		if i < len(x) {
@@ -79,16 +73,7 @@ func (k *gemKey) compare(o key) int {
 		if i < len(y) {
 			b = y[i]
 		}
-		var c int
-		switch {
-		case a.num != b.num:
-			c = boolOrder(a.num, b.num)
-		case a.num:
-			c = compareDigits(a.value, b.value)
-		default:
-			c = strings.Compare(a.value, b.value)
-		}
-		if c != 0 {
+		if c := a.compare(b); c != 0 {
 			return c
 		}
 	}

@@ -288,3 +288,21 @@ func sign(n int) int {
 	}
 	return 0
 }
+
+// segment is one run of a version that several schemes split into numbers and words: digits
+// without leading zeros, or other characters.
+type segment struct {
+	num   bool
+	value string
+}
+
+// compare orders segments: a number above a word, numbers by value, words by bytes.
+func (a segment) compare(b segment) int {
+	switch {
+	case a.num != b.num:
+		return boolOrder(a.num, b.num)
+	case a.num:
+		return compareDigits(a.value, b.value)
+	}
+	return strings.Compare(a.value, b.value)
+}
