@@ -246,17 +246,7 @@ func (e *Engine) scanTar(ctx context.Context, r io.Reader, tag string, pool *par
 				jobs.Wait()
 				return nil, fmt.Errorf("reading %s: %w", p, err)
 			}
-			jobs.Add(1)
-			pool.submit(func() {
-				defer jobs.Done()
-				defer c.release()
-				for _, ci := range which {
-					res := e.parse(ctx, ci, fi, c)
-					mu.Lock()
-					s.add(tag, fi.Path, e.catalogers[ci].Name(), res, entrySeq)
-					mu.Unlock()
-				}
-			})
+			e.submitParse(ctx, pool, &jobs, &mu, s, tag, fi, which, c, entrySeq)
 		default:
 			entries[p] = kindOther
 		}
@@ -339,6 +329,23 @@ func (e *Engine) match(fi sbom.FileInfo) []int {
 		}
 	}
 	return which
+}
+
+// submitParse hands one file to the catalogers in which on the parse pool, recording their
+// results in s under mu and releasing c when they are done.
+func (e *Engine) submitParse(ctx context.Context, pool *parsePool, jobs *sync.WaitGroup, mu *sync.Mutex,
+	s *layerScan, tag string, fi sbom.FileInfo, which []int, c *content, seq int) {
+	jobs.Add(1)
+	pool.submit(func() {
+		defer jobs.Done()
+		defer c.release()
+		for _, ci := range which {
+			res := e.parse(ctx, ci, fi, c)
+			mu.Lock()
+			s.add(tag, fi.Path, e.catalogers[ci].Name(), res, seq)
+			mu.Unlock()
+		}
+	})
 }
 
 type parsed struct {
@@ -537,17 +544,7 @@ func (e *Engine) scanDir(ctx context.Context, root string) (*layerScan, error) {
 				return nil
 			}
 			c := &content{f: f, size: fi.Size, release: func() { f.Close() }}
-			jobs.Add(1)
-			pool.submit(func() {
-				defer jobs.Done()
-				defer c.release()
-				for _, ci := range which {
-					res := e.parse(ctx, ci, fi, c)
-					mu.Lock()
-					s.add("", p, e.catalogers[ci].Name(), res, 0)
-					mu.Unlock()
-				}
-			})
+			e.submitParse(ctx, pool, &jobs, &mu, s, "", fi, which, c, 0)
 		default:
 			entries[p] = kindOther
 		}
