@@ -14,7 +14,7 @@ TOOLS          := $(DEV_CACHE)/bin
 STATICCHECK    := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.6.1
 SAMPLE         := $(DEV_CACHE)/sample
-FUZZTIME       ?= 5s
+FUZZTIME       ?= 20000x
 export PATH    := $(TOOLS):$(PATH)
 
 .PHONY: all build deps demo test test-short lint fuzz bench sample-image clean
