@@ -281,7 +281,7 @@ func TestCycloneDXComponents(t *testing.T) {
 	if c, ok := byRef["composer:acme/internal@1.0.0"]; !ok || c.PackageURL != "" {
 		t.Errorf("a package without a package URL: %+v, bom-ref derived from its name %v", c, ok)
 	}
-	if got := bom.Metadata.Component.PackageURL; got != "pkg:oci/app@sha256%3A"+strings.Repeat("ab", 32)+"?arch=amd64&repository_url=registry.example.com%2Fteam%2Fapp&tag=1.4" {
+	if got := bom.Metadata.Component.PackageURL; got != "pkg:oci/app@sha256:"+strings.Repeat("ab", 32)+"?arch=amd64&repository_url=registry.example.com%2Fteam%2Fapp&tag=1.4" {
 		t.Errorf("image purl = %s", got)
 	}
 }
@@ -332,12 +332,12 @@ func TestImagePURL(t *testing.T) {
 		{
 			"docker hub",
 			sbom.ImageInfo{Name: "alpine:3.20", Reference: "index.docker.io/library/alpine@" + dg("ab"), Digest: dg("ab"), Platform: "linux/arm64/v8"},
-			"pkg:oci/alpine@sha256%3A" + strings.Repeat("ab", 32) + "?arch=arm64&repository_url=index.docker.io%2Flibrary%2Falpine&tag=3.20",
+			"pkg:oci/alpine@sha256:" + strings.Repeat("ab", 32) + "?arch=arm64&repository_url=index.docker.io%2Flibrary%2Falpine&tag=3.20",
 		},
 		{
 			"registry port, pinned name",
 			sbom.ImageInfo{Name: "localhost:5000/App@" + dg("ab"), Reference: "localhost:5000/App@" + dg("ab"), Digest: dg("ab")},
-			"pkg:oci/app@sha256%3A" + strings.Repeat("ab", 32) + "?repository_url=localhost%3A5000%2FApp",
+			"pkg:oci/app@sha256:" + strings.Repeat("ab", 32) + "?repository_url=localhost:5000%2FApp",
 		},
 	}
 	for _, tt := range tests {
