@@ -28,6 +28,8 @@ const (
 	ExitOK    = 0
 	ExitError = 1
 	ExitUsage = 2
+	// ExitFindings is scan's code for findings at or above --fail-on.
+	ExitFindings = 3
 )
 
 // UsageError is a mistake in the command line: a bad flag, argument or flag combination.
@@ -43,11 +45,14 @@ func usageErrorf(format string, args ...any) error {
 // ExitCode maps an error returned by Execute to the process exit code.
 func ExitCode(err error) int {
 	var ue *UsageError
+	var fe *FindingsError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, &fe):
+		return ExitFindings
 	}
 	return ExitError
 }
@@ -145,7 +150,11 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
   moat sbom oci-dir:./layout -o spdx-json
 
   # Inventory the host's own filesystem
-  moat sbom dir:/`,
+  moat sbom dir:/
+
+  # Build the vulnerability database, then scan; exit code 3 on high or critical findings
+  moat db update
+  moat scan alpine:3.20 --fail-on high`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version(),
@@ -159,7 +168,7 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	root.SetErr(a.err)
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newCacheCmd(a))
+	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)

@@ -28,12 +28,18 @@ var (
 	DockerHost = Variable{"DOCKER_HOST", "Docker daemon address for docker: sources (default unix:///var/run/docker.sock)"}
 	// DockerConfig locates the Docker config file with registry credentials.
 	DockerConfig = Variable{"DOCKER_CONFIG", "directory of the Docker config.json with registry credentials"}
+	// DBURL is the default of `moat db update --base-url`: a mirror of the OSV bucket.
+	DBURL = Variable{"MOAT_DB_URL", "base URL of the OSV archives for moat db update (default https://osv-vulnerabilities.storage.googleapis.com)"}
+	// DBDir is the default of --db-dir: where the advisory database lives.
+	DBDir = Variable{"MOAT_DB_DIR", "directory of the advisory database (default: db/ in the cache directory)"}
+	// DBMaxAge is the default of --db-max-age: how old the advisory data may be before moat warns.
+	DBMaxAge = Variable{"MOAT_DB_MAX_AGE", "age after which the advisory database is reported as stale (default 168h)"}
 	// SampleImage points tests and benchmarks at the sample image `make sample-image` builds.
 	SampleImage = Variable{"MOAT_SAMPLE_IMAGE", "tests and benchmarks only: directory of the sample image built by make sample-image"}
 )
 
 // All lists every variable, for documentation and `moat --help`.
-var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, SampleImage}
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, SampleImage}
 
 // Get returns the variable's value, or "" when unset.
 func (v Variable) Get() string { return os.Getenv(v.Name) }
