@@ -133,8 +133,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/moatsec/moat/internal/sbom"
 	"github.com/moatsec/moat/internal/vuln"
@@ -262,6 +265,8 @@ func Match(ctx context.Context, inv *sbom.Inventory, src vuln.Source, opts Optio
 	if err != nil {
 		return nil, err
 	}
+	stop := m.prefetch(targets)
+	defer stop()
 	var found []pending
 	for i := range inv.Packages {
 		t := targets[i]
@@ -500,7 +505,7 @@ type matcher struct {
 	ctx context.Context
 	src vuln.Source
 
-	lookups   map[string][]*vuln.Advisory
+	lookups   map[string]*future
 	bounds    map[boundKey]boundVal
 	evals     map[string]*evaluation
 	scores    map[string]cvssResult
@@ -516,7 +521,7 @@ type matcher struct {
 func newMatcher(ctx context.Context, src vuln.Source) *matcher {
 	return &matcher{
 		ctx: ctx, src: src,
-		lookups:   map[string][]*vuln.Advisory{},
+		lookups:   map[string]*future{},
 		bounds:    map[boundKey]boundVal{},
 		evals:     map[string]*evaluation{},
 		scores:    map[string]cvssResult{},
@@ -545,17 +550,72 @@ func (m *matcher) warn(w Warning, key string) {
 	m.warnings = append(m.warnings, w)
 }
 
+// future is one lookup, made by a prefetch worker or on demand.
+type future struct {
+	done chan struct{}
+	advs []*vuln.Advisory
+	err  error
+}
+
+// prefetch starts looking up every (ecosystem, name) the targets need, in target order, on
+// up to GOMAXPROCS goroutines, so that database reads overlap with evaluation. lookup waits
+// for a prefetched result. The returned function stops the workers and waits for them.
+func (m *matcher) prefetch(targets []*target) (stop func()) {
+	var keys [][2]string
+	for _, t := range targets {
+		if t == nil {
+			continue
+		}
+		for _, eco := range t.ecosystems {
+			for _, name := range t.names {
+				k := eco + "\x00" + name
+				if _, ok := m.lookups[k]; ok {
+					continue
+				}
+				m.lookups[k] = &future{done: make(chan struct{})}
+				keys = append(keys, [2]string{eco, name})
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(keys)/16)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(keys) {
+					return
+				}
+				k := keys[i]
+				f := m.lookups[k[0]+"\x00"+k[1]] // the map is not written while workers run
+				if err := ctx.Err(); err != nil {
+					f.err = err
+				} else {
+					f.advs, f.err = m.src.Lookup(ctx, k[0], k[1])
+				}
+				close(f.done)
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
 func (m *matcher) lookup(eco, name string) ([]*vuln.Advisory, error) {
-	k := eco + "\x00" + name
-	if advs, ok := m.lookups[k]; ok {
-		return advs, nil
+	f, ok := m.lookups[eco+"\x00"+name]
+	if !ok {
+		// Not planned (cannot happen for targets given to prefetch): look it up now.
+		f = &future{done: make(chan struct{})}
+		f.advs, f.err = m.src.Lookup(m.ctx, eco, name)
+		close(f.done)
 	}
-	advs, err := m.src.Lookup(m.ctx, eco, name)
-	if err != nil {
-		return nil, fmt.Errorf("looking up advisories for %s in %s: %w", name, eco, err)
+	<-f.done
+	if f.err != nil {
+		return nil, fmt.Errorf("looking up advisories for %s in %s: %w", name, eco, f.err)
 	}
-	m.lookups[k] = advs
-	return advs, nil
+	return f.advs, nil
 }
 
 type boundKey struct {
