@@ -15,6 +15,7 @@ STATICCHECK    := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.6.1
 SAMPLE         := $(DEV_CACHE)/sample
 FUZZTIME       ?= 20000x
+VULNDATA       ?= ../shared/vulndata
 export PATH    := $(TOOLS):$(PATH)
 
 .PHONY: all build deps demo test test-short lint fuzz bench sample-image clean
@@ -44,6 +45,14 @@ demo: build sample-image
 	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom docker-archive:$(SAMPLE)/image.tar -o cyclonedx-json --output-file demo.cdx.json
 	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom oci-dir:$(SAMPLE)/image.oci -o spdx-json --output-file demo.spdx.json
 	@echo "== wrote demo.cdx.json and demo.spdx.json"
+	@echo "== moat db import: real Go and PyPI advisories ($(VULNDATA)), hand-written Debian/npm/Maven fixtures (testdata/osv)"
+	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat db import $(VULNDATA)/osv/Go/all.zip $(VULNDATA)/osv/PyPI/all.zip testdata/osv/Debian testdata/osv/npm testdata/osv/Maven
+	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat db status --db-max-age 0
+	@echo "== moat scan oci-dir:$(SAMPLE)/image.oci --fail-on critical (exit code 3: findings at or above critical)"
+	@MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat scan --db-max-age 0 oci-dir:$(SAMPLE)/image.oci -o table --fail-on critical; \
+		code=$$?; echo "== moat scan exited with $$code"; [ $$code -eq 3 ]
+	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat scan --db-max-age 0 oci-dir:$(SAMPLE)/image.oci -o sarif --output-file demo.sarif
+	@echo "== wrote demo.sarif (SARIF 2.1.0)"
 
 lint: deps $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -68,4 +77,4 @@ bench: build sample-image
 	MOAT_SAMPLE_IMAGE=$(SAMPLE) TAGS="$(TAGS)" bench/run.sh
 
 clean:
-	rm -rf bin demo.cdx.json demo.spdx.json
+	rm -rf bin demo.cdx.json demo.spdx.json demo.sarif
