@@ -309,6 +309,7 @@ func checkInventory(t testing.TB, inv *sbom.Inventory) {
 	t.Helper()
 	if inv == nil {
 		t.Fatal("nil inventory without an error")
+		return
 	}
 	if inv.SchemaVersion != sbom.SchemaVersion || inv.Image.Source != sbomfile.ImageSource || inv.Image.Name == "" {
 		t.Errorf("inventory header = %q %+v", inv.SchemaVersion, inv.Image)
