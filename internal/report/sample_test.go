@@ -44,7 +44,11 @@ func TestSampleImageReports(t *testing.T) {
 	if err := validate(t, cyclonedxSchema(t), write(t, FormatCycloneDXJSON, get(), Options{})); err != nil {
 		t.Errorf("CycloneDX of the sample does not match bom-1.6.schema.json: %v", err)
 	}
-	if p := spdxProblems(write(t, FormatSPDXJSON, get(), Options{})); len(p) != 0 {
+	spdx := write(t, FormatSPDXJSON, get(), Options{})
+	if err := validateSPDX(t, spdxSchema(t), spdx); err != nil {
+		t.Errorf("SPDX of the sample does not match spdx-schema-2.3.json: %v", err)
+	}
+	if p := spdxProblems(spdx); len(p) != 0 {
 		t.Errorf("SPDX of the sample breaks SPDX 2.3 rules: %v", p)
 	}
 	if out := write(t, FormatTable, get(), Options{}); len(out) == 0 {

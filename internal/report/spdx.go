@@ -84,7 +84,9 @@ func writeSPDX(w io.Writer, inv *sbom.Inventory, opts Options) error {
 			PackageLicenseDeclared:  noAssertion,
 			PackageCopyrightText:    noAssertion,
 			PackageDescription:      d.PrettyName,
-			PrimaryPackagePurpose:   "OPERATING-SYSTEM",
+			// The spelling of the specification (clause 7.24); the released 2.3 JSON schema has
+			// OPERATING_SYSTEM, a known erratum (see testdata/schema/README.md).
+			PrimaryPackagePurpose: "OPERATING-SYSTEM",
 		})
 		doc.Relationships = append(doc.Relationships, relationship(imageID, common.TypeRelationshipContains, id))
 	}

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -10,15 +11,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
-// The official SPDX 2.3 JSON schema is not available offline here (see
-// testdata/schema/README.md), so SPDX output is checked by reading it back with tools-golang
-// and by the structural rules below, which restate the parts of the SPDX 2.3 specification
-// and schema that moat's documents touch.
+// SPDX output is checked three ways: against the official SPDX 2.3 JSON schema
+// (testdata/schema/spdx-schema-2.3.json, see TestSPDXMatchesOfficialSchema), by reading it back
+// with tools-golang, and by the structural rules below. The schema only constrains shapes, field
+// names and enumerations; the rules restate what it cannot express and moat's documents rely on:
+// the element id pattern, date format, license expressions and declared LicenseRefs, relationship
+// targets, and the values moat itself promises (downloadLocation, filesAnalyzed, purl refs).
 var (
 	spdxIDPattern      = regexp.MustCompile(`^SPDXRef-[a-zA-Z0-9.-]+$`)
 	spdxDatePattern    = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$`)
@@ -201,6 +205,94 @@ func spdxProblems(out []byte) []string {
 			len(back.Packages), len(back.Relationships), len(doc.Packages), len(doc.Relationships))
 	}
 	return problems
+}
+
+// spdxSchemaID is the $id of the official SPDX 2.3 JSON schema (testdata/schema/README.md says
+// where the copy comes from).
+const spdxSchemaID = "http://spdx.org/rdf/terms/2.3"
+
+func spdxSchema(t *testing.T) *jsonschema.Schema {
+	return compile(t, spdxSchemaID, map[string][]byte{spdxSchemaID: readTestdata(t, "schema/spdx-schema-2.3.json")})
+}
+
+// validateSPDX validates an SPDX document against the official 2.3 schema, with one known
+// erratum of that schema allowed for: the specification (clause 7.24) spells the primary package
+// purpose OPERATING-SYSTEM, which moat writes, while the enum of the released 2.3 schema has
+// OPERATING_SYSTEM (spdx/spdx-spec#813; the 2.3.1 schema and the schema of SPDX's own validator,
+// spdx/tools-java#211, have since switched to the dash). That value is swapped for the schema's
+// spelling before validating; everything else is checked as written.
+func validateSPDX(t *testing.T, s *jsonschema.Schema, doc []byte) error {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	if m, ok := v.(map[string]any); ok {
+		pkgs, _ := m["packages"].([]any)
+		for _, p := range pkgs {
+			if p, ok := p.(map[string]any); ok && p["primaryPackagePurpose"] == "OPERATING-SYSTEM" {
+				p["primaryPackagePurpose"] = "OPERATING_SYSTEM"
+			}
+		}
+	}
+	return s.Validate(v)
+}
+
+// schemaErrorLocations lists the instance locations of the leaf errors of a validation error.
+func schemaErrorLocations(err error) []string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	var locs []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			locs = append(locs, "/"+strings.Join(e.InstanceLocation, "/"))
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	return locs
+}
+
+func TestSPDXMatchesOfficialSchema(t *testing.T) {
+	s := spdxSchema(t)
+	for name, inv := range inventories {
+		if err := validateSPDX(t, s, write(t, FormatSPDXJSON, inv(), Options{})); err != nil {
+			t.Errorf("%s inventory: SPDX output does not match spdx-schema-2.3.json: %v", name, err)
+		}
+	}
+	golden := readTestdata(t, "golden/spdx.json")
+	if err := validateSPDX(t, s, golden); err != nil {
+		t.Errorf("golden/spdx.json does not match spdx-schema-2.3.json: %v", err)
+	}
+
+	// The erratum is the only thing the schema rejects in the document as written: if a
+	// corrected schema replaces this copy, this fails and validateSPDX's swap must go.
+	err := validate(t, s, golden)
+	if locs := schemaErrorLocations(err); !slices.Equal(locs, []string{"/packages/1/primaryPackagePurpose"}) {
+		t.Errorf("unswapped golden document: schema errors at %q, want only the distribution's primaryPackagePurpose (%v)", locs, err)
+	}
+
+	// The schema is really checking.
+	for name, edit := range map[string][2]string{
+		"relationship type":  {`"relationshipType": "CONTAINS"`, `"relationshipType": "CONTAIN"`},
+		"reference category": {`"referenceCategory": "PACKAGE-MANAGER"`, `"referenceCategory": "PACKAGE-MANAGERS"`},
+		"checksum algorithm": {`"algorithm": "SHA256"`, `"algorithm": "SHA-256"`},
+		"unknown field":      {`"filesAnalyzed": false`, `"filesAnalysed": false`},
+		"missing SPDXID":     {`"SPDXID": "SPDXRef-DOCUMENT",`, ``},
+	} {
+		bad := bytes.Replace(golden, []byte(edit[0]), []byte(edit[1]), 1)
+		if bytes.Equal(bad, golden) {
+			t.Fatalf("%s: the replacement did not apply", name)
+		}
+		if err := validateSPDX(t, s, bad); err == nil {
+			t.Errorf("%s: the SPDX schema accepted %s", name, edit[1])
+		}
+	}
 }
 
 func TestSPDXStructure(t *testing.T) {
