@@ -1,0 +1,156 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Case is one policy test case: the evidence for an image and the decision expected.
+// A case file is one YAML (or JSON) document:
+//
+//	name: signed and clean      # optional, defaults to the file name
+//	now: 2026-01-02T00:00:00Z   # optional evaluation time, defaults to the time of the run
+//	evidence: {...}             # an Evidence, with its JSON field names
+//	expect: {allow: true, isolation: hardened, rule: signed-clean}
+//
+// Unknown fields are errors, as in policy files.
+type Case struct {
+	Name     string      `json:"name"`
+	File     string      `json:"-"`
+	Now      time.Time   `json:"now"`
+	Evidence Evidence    `json:"evidence"`
+	Expect   Expectation `json:"expect"`
+}
+
+// Expectation is the decision a case expects. Rule and Isolation are compared only when
+// set.
+type Expectation struct {
+	Allow     bool   `json:"allow"`
+	Isolation string `json:"isolation"`
+	Rule      string `json:"rule"`
+}
+
+// CaseResult is the outcome of one case.
+type CaseResult struct {
+	Case     Case
+	Decision Decision
+	// Pass is set when the decision is the one expected.
+	Pass bool
+	// Mismatches describe how the decision differs from the expectation.
+	Mismatches []string
+	// Err is set when the case file could not be read; such a case does not pass.
+	Err error
+}
+
+// LoadCases reads every .yaml, .yml and .json file of dir (not recursing), in name order.
+// A file that cannot be read is returned as an error; see RunCases for reporting each.
+func LoadCases(dir string) ([]Case, error) {
+	files, err := caseFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	var cases []Case
+	for _, f := range files {
+		c, err := LoadCase(f)
+		if err != nil {
+			return nil, err
+		}
+		cases = append(cases, c)
+	}
+	return cases, nil
+}
+
+func caseFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading cases: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			if !e.IsDir() {
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// LoadCase reads one case file.
+func LoadCase(name string) (Case, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return Case{}, fmt.Errorf("reading case: %w", err)
+	}
+	root, err := parseDocument(data)
+	if err != nil {
+		return Case{}, fmt.Errorf("%s: %w", name, err)
+	}
+	v, err := toJSONValue(root)
+	if err != nil {
+		return Case{}, fmt.Errorf("%s: %w", name, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Case{}, fmt.Errorf("%s: %w", name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Case
+	if err := dec.Decode(&c); err != nil {
+		return Case{}, fmt.Errorf("%s: decoding case: %w", name, err)
+	}
+	c.File = name
+	if c.Name == "" {
+		c.Name = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+	}
+	return c, nil
+}
+
+// RunCases evaluates p against every case file in dir. A case file that cannot be read
+// becomes a failing result with Err set; the error return is for dir itself.
+func RunCases(p *Policy, dir string) ([]CaseResult, error) {
+	files, err := caseFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]CaseResult, 0, len(files))
+	for _, f := range files {
+		c, err := LoadCase(f)
+		if err != nil {
+			results = append(results, CaseResult{Case: Case{Name: filepath.Base(f), File: f}, Err: err})
+			continue
+		}
+		results = append(results, RunCase(p, c))
+	}
+	return results, nil
+}
+
+// RunCase evaluates p for one case.
+func RunCase(p *Policy, c Case) CaseResult {
+	now := c.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	d := Evaluate(p, &c.Evidence, now)
+	r := CaseResult{Case: c, Decision: d}
+	if d.Allow != c.Expect.Allow {
+		r.Mismatches = append(r.Mismatches, fmt.Sprintf("allow is %t, want %t", d.Allow, c.Expect.Allow))
+	}
+	if c.Expect.Isolation != "" && d.Isolation != c.Expect.Isolation {
+		r.Mismatches = append(r.Mismatches, fmt.Sprintf("isolation is %q, want %q", d.Isolation, c.Expect.Isolation))
+	}
+	if c.Expect.Rule != "" && d.Rule != c.Expect.Rule {
+		r.Mismatches = append(r.Mismatches, fmt.Sprintf("rule is %q, want %q", d.Rule, c.Expect.Rule))
+	}
+	r.Pass = len(r.Mismatches) == 0
+	return r
+}
