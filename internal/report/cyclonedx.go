@@ -17,25 +17,6 @@ import (
 	"github.com/moatsec/moat/internal/sbom"
 )
 
-// Property names moat adds to CycloneDX documents, in the "moat:" namespace of the CycloneDX
-// property taxonomy. docs/formats/sbom.md lists them with their meaning.
-const (
-	propPackageType    = "moat:package:type"
-	propPackageArch    = "moat:package:arch"
-	propSourceName     = "moat:package:sourceName"
-	propSourceVersion  = "moat:package:sourceVersion"
-	propFoundBy        = "moat:foundBy"
-	propOwnedBy        = "moat:ownedBy"
-	propLayerIndex     = "moat:layer:index"
-	propLayerDigest    = "moat:layer:digest"
-	propLayerDiffID    = "moat:layer:diffID"
-	propLocationPrefix = "moat:location:" // moat:location:N:path, moat:location:N:layerDiffID
-	propMetadataPrefix = "moat:metadata:" // moat:metadata:KEY
-	propImagePrefix    = "moat:image:"    // moat:image:source, moat:image:layer:N:diffID, ...
-	propDistroPrefix   = "moat:distro:"   // moat:distro:idLike, ...
-	propWarning        = "moat:warning"   // one per warning, on the document
-)
-
 // maxCycloneDXVersion is the longest component version CycloneDX 1.6 allows, in characters.
 const maxCycloneDXVersion = 1024
 
@@ -59,7 +40,7 @@ func writeCycloneDX(w io.Writer, inv *sbom.Inventory) error {
 	}
 	var docProps properties
 	for _, wn := range inv.Warnings {
-		docProps.add(propWarning, warningText(wn))
+		docProps.add(sbom.PropWarning, warningText(wn))
 	}
 	bom.Metadata.Properties = docProps.list()
 
@@ -102,21 +83,21 @@ func cdxImage(img sbom.ImageInfo, refs *bomRefs) cdx.Component {
 		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
 	}
 	var props properties
-	props.add(propImagePrefix+"source", img.Source)
-	props.add(propImagePrefix+"reference", img.Reference)
-	props.add(propImagePrefix+"id", img.ID)
-	props.add(propImagePrefix+"platform", img.Platform)
+	props.add(sbom.PropImagePrefix+"source", img.Source)
+	props.add(sbom.PropImagePrefix+"reference", img.Reference)
+	props.add(sbom.PropImagePrefix+"id", img.ID)
+	props.add(sbom.PropImagePrefix+"platform", img.Platform)
 	if img.Created != nil {
-		props.add(propImagePrefix+"created", img.Created.UTC().Format(time.RFC3339))
+		props.add(sbom.PropImagePrefix+"created", img.Created.UTC().Format(time.RFC3339))
 	}
 	for _, t := range img.RepoTags {
-		props.add(propImagePrefix+"repoTag", t)
+		props.add(sbom.PropImagePrefix+"repoTag", t)
 	}
 	for _, d := range img.RepoDigests {
-		props.add(propImagePrefix+"repoDigest", d)
+		props.add(sbom.PropImagePrefix+"repoDigest", d)
 	}
 	for _, l := range img.Layers {
-		prefix := propImagePrefix + "layer:" + strconv.Itoa(l.Index) + ":"
+		prefix := sbom.PropImagePrefix + "layer:" + strconv.Itoa(l.Index) + ":"
 		props.add(prefix+"digest", l.Digest)
 		props.add(prefix+"diffID", l.DiffID)
 		props.add(prefix+"createdBy", l.CreatedBy)
@@ -136,10 +117,10 @@ func cdxDistro(d *sbom.Release, refs *bomRefs) cdx.Component {
 	}
 	var props properties
 	for _, l := range d.IDLike {
-		props.add(propDistroPrefix+"idLike", l)
+		props.add(sbom.PropDistroPrefix+"idLike", l)
 	}
-	props.add(propDistroPrefix+"versionCodename", d.VersionCodename)
-	props.add(propDistroPrefix+"source", d.Source)
+	props.add(sbom.PropDistroPrefix+"versionCodename", d.VersionCodename)
+	props.add(sbom.PropDistroPrefix+"source", d.Source)
 	c.Properties = props.list()
 	return c
 }
@@ -155,22 +136,22 @@ func cdxPackage(p sbom.Package, refs *bomRefs) cdx.Component {
 		Licenses:   cdxLicenses(p.Licenses),
 	}
 	var props properties
-	props.add(propPackageType, string(p.Type))
-	props.add(propPackageArch, p.Arch)
+	props.add(sbom.PropPackageType, string(p.Type))
+	props.add(sbom.PropPackageArch, p.Arch)
 	if p.Source != nil {
-		props.add(propSourceName, p.Source.Name)
-		props.add(propSourceVersion, p.Source.Version)
+		props.add(sbom.PropSourceName, p.Source.Name)
+		props.add(sbom.PropSourceVersion, p.Source.Version)
 	}
-	props.add(propFoundBy, p.FoundBy)
-	props.add(propOwnedBy, p.OwnedBy)
+	props.add(sbom.PropFoundBy, p.FoundBy)
+	props.add(sbom.PropOwnedBy, p.OwnedBy)
 	if p.Layer != nil {
-		props.add(propLayerIndex, strconv.Itoa(p.Layer.Index))
-		props.add(propLayerDigest, p.Layer.Digest)
-		props.add(propLayerDiffID, p.Layer.DiffID)
+		props.add(sbom.PropLayerIndex, strconv.Itoa(p.Layer.Index))
+		props.add(sbom.PropLayerDigest, p.Layer.Digest)
+		props.add(sbom.PropLayerDiffID, p.Layer.DiffID)
 	}
 	var occurrences []cdx.EvidenceOccurrence
 	for i, l := range p.Locations {
-		prefix := propLocationPrefix + strconv.Itoa(i) + ":"
+		prefix := sbom.PropLocationPrefix + strconv.Itoa(i) + ":"
 		props.add(prefix+"path", l.Path)
 		props.add(prefix+"layerDiffID", l.LayerDigest)
 		if l.Path != "" {
@@ -187,7 +168,7 @@ func cdxPackage(p sbom.Package, refs *bomRefs) cdx.Component {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		props.add(propMetadataPrefix+k, p.Metadata[k])
+		props.add(sbom.PropMetadataPrefix+k, p.Metadata[k])
 	}
 	c.Properties = props.list()
 	if len(occurrences) > 0 {

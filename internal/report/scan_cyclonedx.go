@@ -81,7 +81,7 @@ func writeScanCycloneDX(w io.Writer, r *ScanReport) error {
 		docProps.add(propExpiredIgnore, expiredText(e))
 	}
 	for _, wn := range r.Warnings {
-		docProps.add(propWarning, wn)
+		docProps.add(sbom.PropWarning, wn)
 	}
 	bom.Metadata.Properties = docProps.list()
 

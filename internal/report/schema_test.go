@@ -266,8 +266,8 @@ func TestCycloneDXComponents(t *testing.T) {
 	}
 	yaml := byRef["pkg:pypi/pyyaml@6.0"]
 	for name, want := range map[string]string{
-		propOwnedBy: "deb:python3-yaml", propFoundBy: "python", propLayerIndex: "1",
-		propLayerDiffID: dg("21"), propPackageType: "pypi",
+		sbom.PropOwnedBy: "deb:python3-yaml", sbom.PropFoundBy: "python", sbom.PropLayerIndex: "1",
+		sbom.PropLayerDiffID: dg("21"), sbom.PropPackageType: "pypi",
 		"moat:location:0:path": "/usr/lib/python3/dist-packages/PyYAML-6.0.egg-info/PKG-INFO",
 	} {
 		if got := prop(yaml, name); got != want {
@@ -275,7 +275,7 @@ func TestCycloneDXComponents(t *testing.T) {
 		}
 	}
 	ssl := byRef["pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"]
-	if prop(ssl, propSourceName) != "openssl" || (*ssl.Licenses)[0].License.ID != "Apache-2.0" {
+	if prop(ssl, sbom.PropSourceName) != "openssl" || (*ssl.Licenses)[0].License.ID != "Apache-2.0" {
 		t.Errorf("libssl3 = %+v", ssl)
 	}
 	if c, ok := byRef["composer:acme/internal@1.0.0"]; !ok || c.PackageURL != "" {

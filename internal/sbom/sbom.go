@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"strings"
 )
 
 // Type is a package ecosystem, spelled as the package-url type.
@@ -150,4 +151,24 @@ type Cataloger interface {
 	Match(fi FileInfo) bool
 	// Parse reads one file.
 	Parse(ctx context.Context, fi FileInfo, r Content) (*Result, error)
+}
+
+// ParseSourceRPM splits a source RPM file name, "openssl-3.0.7-27.el9.src.rpm", into the
+// source package's name and "version-release".
+func ParseSourceRPM(s string) (name, version string, ok bool) {
+	s = strings.TrimSuffix(s, ".rpm")
+	dot := strings.LastIndexByte(s, '.') // the architecture: src or nosrc
+	if dot < 0 {
+		return "", "", false
+	}
+	s = s[:dot]
+	r := strings.LastIndexByte(s, '-')
+	if r <= 0 || r == len(s)-1 {
+		return "", "", false
+	}
+	v := strings.LastIndexByte(s[:r], '-')
+	if v <= 0 || v == r-1 {
+		return "", "", false
+	}
+	return s[:v], s[v+1:], true
 }

@@ -309,27 +309,13 @@ func text(s string) string {
 	return s
 }
 
-// parseSourceRPM splits a source RPM file name, "openssl-3.0.7-27.el9.src.rpm", into the
-// source package's name and "version-release".
+// parseSourceRPM is sbom.ParseSourceRPM for a name read from an rpm header, which must be a
+// valid token first.
 func parseSourceRPM(s string) (name, version string, ok bool) {
 	if !validToken(s) {
 		return "", "", false
 	}
-	s = strings.TrimSuffix(s, ".rpm")
-	dot := strings.LastIndexByte(s, '.') // the architecture: src or nosrc
-	if dot < 0 {
-		return "", "", false
-	}
-	s = s[:dot]
-	r := strings.LastIndexByte(s, '-')
-	if r <= 0 || r == len(s)-1 {
-		return "", "", false
-	}
-	v := strings.LastIndexByte(s[:r], '-')
-	if v <= 0 || v == r-1 {
-		return "", "", false
-	}
-	return s[:v], s[v+1:], true
+	return sbom.ParseSourceRPM(s)
 }
 
 func isControl(r rune) bool { return r < ' ' || r == 0x7f }

@@ -15,25 +15,6 @@ import (
 	"github.com/moatsec/moat/internal/sbom"
 )
 
-// Properties moat writes into CycloneDX documents (internal/report/cyclonedx.go; their meaning
-// is in docs/formats/sbom.md).
-const (
-	propPackageType    = "moat:package:type"
-	propPackageArch    = "moat:package:arch"
-	propSourceName     = "moat:package:sourceName"
-	propSourceVersion  = "moat:package:sourceVersion"
-	propFoundBy        = "moat:foundBy"
-	propOwnedBy        = "moat:ownedBy"
-	propLayerIndex     = "moat:layer:index"
-	propLayerDigest    = "moat:layer:digest"
-	propLayerDiffID    = "moat:layer:diffID"
-	propLocationPrefix = "moat:location:" // moat:location:N:path, moat:location:N:layerDiffID
-	propMetadataPrefix = "moat:metadata:" // moat:metadata:KEY
-	propImagePrefix    = "moat:image:"
-	propDistroPrefix   = "moat:distro:"
-	propWarning        = "moat:warning"
-)
-
 // Properties other tools write. Trivy's are "aquasecurity:trivy:NAME" in CycloneDX and
 // "NAME: value" annotations (older versions: attribution texts) in SPDX.
 const (
@@ -69,7 +50,7 @@ func decodeCycloneDX(data []byte, f Format, b *builder) error {
 	if m := bom.Metadata; m != nil {
 		b.inv.Created = parseTime(m.Timestamp)
 		b.inv.Tool = cdxTool(m.Tools)
-		for _, w := range propsOf(m.Properties).all(propWarning) {
+		for _, w := range propsOf(m.Properties).all(sbom.PropWarning) {
 			if w = prose(w, maxProse); w != "" {
 				b.inv.Warnings = append(b.inv.Warnings, sbom.Warning{Message: w})
 			}
@@ -115,9 +96,9 @@ func (b *builder) cdxComponent(c *cdx.Component) {
 			ID:              distroID(c.Name),
 			VersionID:       firstField(c.Version),
 			PrettyName:      c.Description,
-			IDLike:          ps.all(propDistroPrefix + "idLike"),
-			VersionCodename: cmp.Or(ps.get(propDistroPrefix+"versionCodename"), ps.get(syftDistroCodename)),
-			Source:          ps.get(propDistroPrefix + "source"),
+			IDLike:          ps.all(sbom.PropDistroPrefix + "idLike"),
+			VersionCodename: cmp.Or(ps.get(sbom.PropDistroPrefix+"versionCodename"), ps.get(syftDistroCodename)),
+			Source:          ps.get(sbom.PropDistroPrefix + "source"),
 		})
 		return
 	case cdx.ComponentTypeContainer, cdx.ComponentTypeFile, cdx.ComponentTypeData,
@@ -135,24 +116,24 @@ func (b *builder) cdxComponent(c *cdx.Component) {
 		version:  c.Version,
 		group:    c.Group,
 		purl:     c.PackageURL,
-		moatType: sbom.Type(ps.get(propPackageType)),
+		moatType: sbom.Type(ps.get(sbom.PropPackageType)),
 	}
 	p, ok := b.resolve(cand)
 	if !ok {
 		return
 	}
-	p.Arch = cmp.Or(ps.get(propPackageArch), p.Arch)
-	if name := ps.get(propSourceName); name != "" {
-		p.Source = &sbom.Source{Name: name, Version: ps.get(propSourceVersion)}
+	p.Arch = cmp.Or(ps.get(sbom.PropPackageArch), p.Arch)
+	if name := ps.get(sbom.PropSourceName); name != "" {
+		p.Source = &sbom.Source{Name: name, Version: ps.get(sbom.PropSourceVersion)}
 	} else if name := ps.get(trivyPrefix + trivySrcName); name != "" {
 		p.Source = &sbom.Source{Name: name, Version: cmp.Or(trivySourceVersion(ps.get), p.Version)}
 	}
-	p.FoundBy = cmp.Or(ps.get(propFoundBy), ps.get(syftFoundBy))
-	p.OwnedBy = ps.get(propOwnedBy)
-	p.Metadata = ps.withPrefix(propMetadataPrefix)
+	p.FoundBy = cmp.Or(ps.get(sbom.PropFoundBy), ps.get(syftFoundBy))
+	p.OwnedBy = ps.get(sbom.PropOwnedBy)
+	p.Metadata = ps.withPrefix(sbom.PropMetadataPrefix)
 	p.Licenses = cdxLicenses(c.Licenses)
 
-	p.Locations = ps.locations(propLocationPrefix, "layerDiffID")
+	p.Locations = ps.locations(sbom.PropLocationPrefix, "layerDiffID")
 	if len(p.Locations) == 0 {
 		p.Locations = ps.locations(syftLocationPrefix, "layerID")
 	}
@@ -169,9 +150,9 @@ func (b *builder) cdxComponent(c *cdx.Component) {
 		}
 	}
 
-	if idx := ps.get(propLayerIndex); idx != "" {
+	if idx := ps.get(sbom.PropLayerIndex); idx != "" {
 		if n, err := strconv.Atoi(idx); err == nil {
-			p.Layer = &sbom.LayerRef{Index: n, Digest: ps.get(propLayerDigest), DiffID: ps.get(propLayerDiffID)}
+			p.Layer = &sbom.LayerRef{Index: n, Digest: ps.get(sbom.PropLayerDigest), DiffID: ps.get(sbom.PropLayerDiffID)}
 		}
 	} else if layerDiffID != "" {
 		p.Layer = b.layerByDiffID(layerDiffID)
@@ -200,14 +181,14 @@ func (b *builder) cdxImage(c *cdx.Component) {
 	ps := propsOf(c.Properties)
 	img := &b.inv.Image
 	img.Name = text(c.Name, maxText)
-	img.Reference = token(ps.get(propImagePrefix+"reference"), maxToken)
-	img.ID = token(cmp.Or(ps.get(propImagePrefix+"id"), ps.get(trivyPrefix+trivyImageID)), maxToken)
-	img.Platform = token(ps.get(propImagePrefix+"platform"), maxShort)
-	if t := parseTime(ps.get(propImagePrefix + "created")); !t.IsZero() {
+	img.Reference = token(ps.get(sbom.PropImagePrefix+"reference"), maxToken)
+	img.ID = token(cmp.Or(ps.get(sbom.PropImagePrefix+"id"), ps.get(trivyPrefix+trivyImageID)), maxToken)
+	img.Platform = token(ps.get(sbom.PropImagePrefix+"platform"), maxShort)
+	if t := parseTime(ps.get(sbom.PropImagePrefix + "created")); !t.IsZero() {
 		img.Created = &t
 	}
-	img.RepoTags = tokens(append(ps.all(propImagePrefix+"repoTag"), ps.all(trivyPrefix+trivyRepoTag)...))
-	img.RepoDigests = tokens(append(ps.all(propImagePrefix+"repoDigest"), ps.all(trivyPrefix+trivyRepoDigest)...))
+	img.RepoTags = tokens(append(ps.all(sbom.PropImagePrefix+"repoTag"), ps.all(trivyPrefix+trivyRepoTag)...))
+	img.RepoDigests = tokens(append(ps.all(sbom.PropImagePrefix+"repoDigest"), ps.all(trivyPrefix+trivyRepoDigest)...))
 	var sha string
 	if c.Hashes != nil {
 		for _, h := range *c.Hashes {
@@ -219,7 +200,7 @@ func (b *builder) cdxImage(c *cdx.Component) {
 	}
 	img.Digest = imageDigest(sha, c.PackageURL, c.Version, img.ID, img.RepoDigests)
 
-	layers := ps.indexed(propImagePrefix + "layer:")
+	layers := ps.indexed(sbom.PropImagePrefix + "layer:")
 	if len(layers) == 0 {
 		for i, d := range ps.all(trivyPrefix + trivyDiffID) {
 			layers = append(layers, indexedProps{n: i, fields: map[string]string{"diffID": d}})

@@ -156,7 +156,7 @@ func sameName(t sbom.Type, a, b string) bool {
 // source RPM file name for rpm ("openssl-3.0.7-25.el9_3.src.rpm").
 func upstreamSource(t sbom.Type, up, version string) *sbom.Source {
 	if t == sbom.TypeRPM && strings.HasSuffix(up, ".rpm") {
-		name, ver, ok := parseSourceRPM(up)
+		name, ver, ok := sbom.ParseSourceRPM(up)
 		if !ok {
 			return nil
 		}
@@ -168,25 +168,6 @@ func upstreamSource(t sbom.Type, up, version string) *sbom.Source {
 	}
 	name, ver, _ := strings.Cut(up, "@")
 	return &sbom.Source{Name: name, Version: cmp.Or(ver, version)}
-}
-
-// parseSourceRPM splits a source RPM file name into name and version-release.
-func parseSourceRPM(s string) (name, version string, ok bool) {
-	s = strings.TrimSuffix(s, ".rpm")
-	dot := strings.LastIndexByte(s, '.') // the architecture: src or nosrc
-	if dot < 0 {
-		return "", "", false
-	}
-	s = s[:dot]
-	r := strings.LastIndexByte(s, '-')
-	if r <= 0 || r == len(s)-1 {
-		return "", "", false
-	}
-	v := strings.LastIndexByte(s[:r], '-')
-	if v <= 0 || v == r-1 {
-		return "", "", false
-	}
-	return s[:v], s[v+1:], true
 }
 
 // distroFromQualifier reads the distro qualifier of an OS package URL: "debian-12" (moat,
