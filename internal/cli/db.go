@@ -18,17 +18,11 @@ import (
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/store"
 	"github.com/moatsec/moat/internal/vuln/db"
+	"github.com/moatsec/moat/internal/vuln/match"
 	"github.com/moatsec/moat/internal/vuln/mirror"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
-
-// defaultEcosystems are the OSV archives `moat db update` fetches into an empty database: every
-// ecosystem moat's matcher reads.
-var defaultEcosystems = []string{
-	"AlmaLinux", "Alpine", "Chainguard", "Debian", "Go", "Maven", "NuGet", "Packagist", "PyPI",
-	"Red Hat", "Rocky Linux", "RubyGems", "SUSE", "Ubuntu", "Wolfi", "crates.io", "npm", "openSUSE",
-}
 
 // dbOptions locate the advisory database; scan and every db command have them.
 type dbOptions struct {
@@ -119,7 +113,7 @@ func newDBUpdateCmd(a *app, dbo *dbOptions) *cobra.Command {
 		Long: `Download each ecosystem's all.zip from the OSV bucket (or a mirror), check it
 (size, checksums the server sends, zip integrity) and rebuild the database with it.
 Without --ecosystem, the ecosystems already in the database are updated; into an empty
-database, every ecosystem moat matches: ` + strings.Join(defaultEcosystems, ", ") + `.`,
+database, every ecosystem moat matches: ` + strings.Join(match.Sources(), ", ") + `.`,
 		Example: `  moat db update
   moat db update --ecosystem Debian --ecosystem Go
   moat db update --base-url https://mirror.example.com/osv`,
@@ -161,7 +155,7 @@ func (o *dbUpdateOptions) run(ctx context.Context, a *app, dbo *dbOptions) error
 			a.log.Warn("the current database cannot be read; updating every ecosystem", "err", err)
 		}
 		if len(ecosystems) == 0 {
-			ecosystems = defaultEcosystems
+			ecosystems = match.Sources()
 		}
 	}
 	fopts := db.FetchOptions{BaseURL: o.BaseURL, IdleTimeout: o.IdleTimeout}

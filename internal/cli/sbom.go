@@ -57,14 +57,15 @@ func (o *outputOptions) AddFlags(fs *pflag.FlagSet, formats string) {
 }
 
 // format resolves the default: a table for a person at a terminal, JSON for a pipe or file.
-func (o *outputOptions) format(a *app) (report.Format, error) {
+// parse reads an explicit --output for the command (report.ParseFormat, report.ParseScanFormat).
+func (o *outputOptions) format(a *app, parse func(string) (report.Format, error)) (report.Format, error) {
 	if o.Format == "" {
 		if o.File == "" && a.stdoutTerminal() {
 			return report.FormatTable, nil
 		}
 		return report.FormatJSON, nil
 	}
-	f, err := report.ParseFormat(o.Format)
+	f, err := parse(o.Format)
 	if err != nil {
 		return "", &UsageError{Err: fmt.Errorf("--output: %w", err)}
 	}
@@ -191,7 +192,7 @@ func cleanStaleTemp(a *app, dir string) {
 }
 
 func (o *sbomOptions) run(ctx context.Context, a *app, arg string) error {
-	format, err := o.output.format(a)
+	format, err := o.output.format(a, report.ParseFormat)
 	if err != nil {
 		return err
 	}

@@ -96,22 +96,8 @@ Exit codes: 0 no finding at or above --fail-on (or no --fail-on), 3 findings at 
 	return cmd
 }
 
-func (o *scanOptions) format(a *app) (report.Format, error) {
-	if o.output.Format == "" {
-		if o.output.File == "" && a.stdoutTerminal() {
-			return report.FormatTable, nil
-		}
-		return report.FormatJSON, nil
-	}
-	f, err := report.ParseScanFormat(o.output.Format)
-	if err != nil {
-		return "", &UsageError{Err: fmt.Errorf("--output: %w", err)}
-	}
-	return f, nil
-}
-
 func (o *scanOptions) run(ctx context.Context, a *app, arg string) error {
-	format, err := o.format(a)
+	format, err := o.output.format(a, report.ParseScanFormat)
 	if err != nil {
 		return err
 	}

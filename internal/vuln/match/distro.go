@@ -22,6 +22,23 @@ type distroPlan struct {
 	byBinary bool
 }
 
+// distroSources are the OSV exports planDistro maps releases to (TestPlanDistro checks that
+// every bucket it returns is listed).
+var distroSources = []string{
+	"AlmaLinux", "Alpine", "Chainguard", "Debian", "Red Hat", "Rocky Linux", "SUSE", "Ubuntu", "Wolfi", "openSUSE",
+}
+
+// Sources returns the OSV exports (the bucket's per-ecosystem archives, "Debian", "Go", ...)
+// that the matcher reads, sorted: what `moat db update` fetches into an empty database.
+func Sources() []string {
+	out := slices.Clone(distroSources)
+	for _, eco := range languageEcosystems {
+		out = append(out, eco)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // debianCodenames maps Debian codenames to release numbers, for testing images whose
 // os-release has no VERSION_ID.
 var debianCodenames = map[string]string{

@@ -62,6 +62,9 @@ func TestPlanDistro(t *testing.T) {
 			}
 			continue
 		}
+		if !slices.Contains(Sources(), d.bucket) {
+			t.Errorf("%+v: bucket %q is not in Sources() %q", tc.rel, d.bucket, Sources())
+		}
 		if d.unsupported != "" || d.label != tc.label || d.bucket != tc.bucket || !slices.Equal(d.ecosystems, tc.ecosystems) || !slices.Equal(d.pro, tc.pro) {
 			t.Errorf("%+v: got %q %q %q %q (%s), want %q %q %q %q", tc.rel, d.label, d.bucket, d.ecosystems, d.pro, d.unsupported,
 				tc.label, tc.bucket, tc.ecosystems, tc.pro)
