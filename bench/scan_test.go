@@ -8,14 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
 
 	"github.com/moatsec/moat/internal/sbom"
 	"github.com/moatsec/moat/internal/sbom/catalogers"
 	"github.com/moatsec/moat/internal/sbom/engine"
-	"github.com/moatsec/moat/internal/store"
 	"github.com/moatsec/moat/internal/vuln/db"
 	"github.com/moatsec/moat/internal/vuln/match"
 	"github.com/moatsec/moat/internal/vuln/osv"
@@ -186,19 +184,7 @@ func BenchmarkScanCold(b *testing.B) {
 func BenchmarkScanWarm(b *testing.B) {
 	img := sample(b)
 	d := fullDB(b)
-	tmp := b.TempDir()
-	st, err := store.Open(filepath.Join(tmp, "moat.db"), time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	e, err := engine.New(catalogers.Default(tmp), engine.WithTempDir(tmp), engine.WithCache(st))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := e.Inventory(context.Background(), img); err != nil {
-		b.Fatal(err)
-	}
+	e := warmEngine(b, img)
 	measure(b, func() {
 		inv, err := e.Inventory(context.Background(), img)
 		if err != nil {

@@ -20,24 +20,30 @@ import (
 // maxCycloneDXVersion is the longest component version CycloneDX 1.6 allows, in characters.
 const maxCycloneDXVersion = 1024
 
+// newCDXBOM starts a CycloneDX document about an image: serial number, timestamp, the tool,
+// and the image as the metadata component (registered in refs).
+func newCDXBOM(uuid string, tool sbom.Tool, created time.Time, img sbom.ImageInfo, refs *bomRefs) *cdx.BOM {
+	bom := cdx.NewBOM()
+	bom.SerialNumber = "urn:uuid:" + uuid
+	image := cdxImage(img, refs)
+	bom.Metadata = &cdx.Metadata{
+		Timestamp: created.UTC().Format(time.RFC3339),
+		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
+			Type:    cdx.ComponentTypeApplication,
+			Name:    cmp.Or(tool.Name, "moat"),
+			Version: tool.Version,
+		}}},
+		Component: &image,
+	}
+	return bom
+}
+
 // writeCycloneDX writes the inventory as a CycloneDX 1.6 JSON BOM: the image is the BOM's
 // subject (metadata.component), the distribution and every package are components, and the
 // image depends on all of them.
 func writeCycloneDX(w io.Writer, inv *sbom.Inventory) error {
 	refs := bomRefs{}
-	bom := cdx.NewBOM()
-	bom.SerialNumber = "urn:uuid:" + documentUUID(FormatCycloneDXJSON, inv)
-
-	image := cdxImage(inv.Image, &refs)
-	bom.Metadata = &cdx.Metadata{
-		Timestamp: inv.Created.UTC().Format(time.RFC3339),
-		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
-			Type:    cdx.ComponentTypeApplication,
-			Name:    cmp.Or(inv.Tool.Name, "moat"),
-			Version: inv.Tool.Version,
-		}}},
-		Component: &image,
-	}
+	bom := newCDXBOM(documentUUID(FormatCycloneDXJSON, inv), inv.Tool, inv.Created, inv.Image, &refs)
 	var docProps properties
 	for _, wn := range inv.Warnings {
 		docProps.add(sbom.PropWarning, warningText(wn))
@@ -57,7 +63,7 @@ func writeCycloneDX(w io.Writer, inv *sbom.Inventory) error {
 		for i, c := range components {
 			dependsOn[i] = c.BOMRef
 		}
-		bom.Dependencies = &[]cdx.Dependency{{Ref: image.BOMRef, Dependencies: &dependsOn}}
+		bom.Dependencies = &[]cdx.Dependency{{Ref: bom.Metadata.Component.BOMRef, Dependencies: &dependsOn}}
 	}
 
 	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"cmp"
 	"fmt"
 	"io"
 	"net/url"
@@ -57,19 +56,7 @@ var cdxSeverities = map[vuln.Level]cdx.Severity{
 // grouped into one entry when they share their suppression (or have none).
 func writeScanCycloneDX(w io.Writer, r *ScanReport) error {
 	refs := bomRefs{}
-	bom := cdx.NewBOM()
-	bom.SerialNumber = "urn:uuid:" + scanDocumentUUID(r)
-
-	image := cdxImage(r.Image, &refs)
-	bom.Metadata = &cdx.Metadata{
-		Timestamp: r.Created.UTC().Format(time.RFC3339),
-		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
-			Type:    cdx.ComponentTypeApplication,
-			Name:    cmp.Or(r.Tool.Name, "moat"),
-			Version: r.Tool.Version,
-		}}},
-		Component: &image,
-	}
+	bom := newCDXBOM(scanDocumentUUID(r), r.Tool, r.Created, r.Image, &refs)
 	var docProps properties
 	if !r.Database.Built.IsZero() {
 		docProps.add(propDatabaseBuilt, r.Database.Built.UTC().Format(time.RFC3339))
@@ -111,7 +98,7 @@ func writeScanCycloneDX(w io.Writer, r *ScanReport) error {
 		for i, c := range components {
 			dependsOn[i] = c.BOMRef
 		}
-		bom.Dependencies = &[]cdx.Dependency{{Ref: image.BOMRef, Dependencies: &dependsOn}}
+		bom.Dependencies = &[]cdx.Dependency{{Ref: bom.Metadata.Component.BOMRef, Dependencies: &dependsOn}}
 	}
 
 	var vulns []cdx.Vulnerability
