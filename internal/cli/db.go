@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,7 +199,7 @@ func reportUpdate(a *app, res *db.Result) error {
 // downloadBar draws one line of download progress on a terminal.
 type downloadBar struct {
 	mu    sync.Mutex
-	w     interface{ Write([]byte) (int, error) }
+	w     io.Writer
 	last  time.Time
 	drawn bool
 }
