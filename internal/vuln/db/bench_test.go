@@ -94,3 +94,25 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckPages measures the full page check that Open runs on a file it has not
+// checked before, here the real Go data.
+func BenchmarkCheckPages(b *testing.B) {
+	dir := b.TempDir()
+	mustUpdate(b, dir, []Input{{Path: sharedZip(b, "Go")}}, UpdateOptions{})
+	f, err := os.Open(filepath.Join(dir, FileName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		if err := checkPages(f, fi.Size()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -25,9 +25,12 @@
 // it was imported with, so a record can be found through several sources; Lookup returns it once.
 // Withdrawn records are not stored.
 //
-// The file may come from elsewhere (`moat db pull`): Open checks what it reads first and reads
-// defensively, and Verify reads every byte that a lookup could reach, so that a damaged or
-// hostile file gives ErrCorrupt rather than a crash.
+// The file may come from elsewhere (`moat db pull`, a restored cache): bbolt trusts the pages it
+// maps, and a damaged page tree can send it past the end of the file or round a cycle for
+// ever. So before bbolt reads a file, its page tree is walked with bounds-checked reads
+// (pages.go); Open skips that walk only for the very file it checked last (stamp.go). Reads
+// are defensive as well, and Verify reads every byte that a lookup could reach, so that a
+// damaged or hostile file gives ErrCorrupt rather than a crash or a hang.
 package db
 
 import (
@@ -101,43 +104,82 @@ type DB struct {
 // Open opens the database in dir, read-only. Any number of processes may have it open, also
 // while an update replaces it. It returns ErrNoDatabase when dir holds none.
 func Open(dir string) (*DB, error) {
-	return OpenFile(filepath.Join(dir, FileName))
+	p := filepath.Join(dir, FileName)
+	return openFile(p, p+stampSuffix)
 }
 
-// OpenFile opens the database file at path, read-only (see Open).
+// OpenFile opens the database file at path, read-only (see Open). The file may come from
+// anywhere: its page structure is checked in full before bbolt reads it.
 func OpenFile(path string) (*DB, error) {
-	fi, err := os.Stat(path)
+	return openFile(path, "")
+}
+
+// openFile opens path, skipping the page check when the stamp file says this very file passed
+// it (stamp.go). An update may swap the file between the check and bbolt's open; then the file
+// bbolt opened is not the one checked, and the open is retried.
+func openFile(path, stamp string) (*DB, error) {
+	for range 3 {
+		d, fi, err := openOnce(path, stamp)
+		if err != nil {
+			return nil, err
+		}
+		now, err := os.Stat(path)
+		if err == nil && os.SameFile(fi, now) {
+			return d, nil
+		}
+		d.Close()
+	}
+	return nil, fmt.Errorf("opening advisory database %s: it kept being replaced while it was opened", path)
+}
+
+func openOnce(path, stamp string) (*DB, os.FileInfo, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("opening %s: %w", path, ErrNoDatabase)
+		return nil, nil, fmt.Errorf("opening %s: %w", path, ErrNoDatabase)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening advisory database: %w", err)
+		return nil, nil, fmt.Errorf("opening advisory database: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening advisory database: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("opening advisory database %s: %w: not a regular file", path, ErrCorrupt)
+		return nil, nil, fmt.Errorf("opening advisory database %s: %w: not a regular file", path, ErrCorrupt)
 	}
 	// bbolt would try to initialise an empty file, and maps a file it reads: both need a
 	// file that has at least its two meta pages.
 	if fi.Size() < minFileSize {
-		return nil, fmt.Errorf("opening advisory database %s: %w: %d bytes, too small to be a database", path, ErrCorrupt, fi.Size())
+		return nil, nil, fmt.Errorf("opening advisory database %s: %w: %d bytes, too small to be a database", path, ErrCorrupt, fi.Size())
+	}
+	checked := false
+	if stamp == "" || !stamped(stamp, fi) {
+		if err := checkPages(f, fi.Size()); err != nil {
+			return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+		}
+		checked = true
 	}
 	b, err := openBolt(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, fmt.Errorf("opening advisory database %s: another process holds it open for writing: %w", path, err)
+			return nil, nil, fmt.Errorf("opening advisory database %s: another process holds it open for writing: %w", path, err)
 		case errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+			return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
 		}
 		// The file exists and could be read: what bbolt refuses in it is damage.
-		return nil, fmt.Errorf("opening advisory database %s: %w: %w", path, ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("opening advisory database %s: %w: %w", path, ErrCorrupt, err)
 	}
 	d := &DB{bolt: b, path: path}
 	if err := d.load(fi.Size()); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+		return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
 	}
-	return d, nil
+	if checked && stamp != "" {
+		writeStamp(stamp, fi)
+	}
+	return d, fi, nil
 }
 
 // openBolt opens path read-only. bbolt maps the file and reads its meta pages where the first

@@ -306,7 +306,7 @@ func install(tmp, dir string, log *slog.Logger) error {
 }
 
 // Leftovers of an interrupted update, removed by the next one.
-var leftoverPatterns = []string{FileName + ".new-*", "download-*"}
+var leftoverPatterns = []string{FileName + ".new-*", FileName + stampSuffix + ".new-*", "download-*"}
 
 func removeLeftovers(dir string, log *slog.Logger) {
 	for _, p := range leftoverPatterns {
