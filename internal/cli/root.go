@@ -30,6 +30,12 @@ const (
 	ExitUsage = 2
 	// ExitFindings is scan's code for findings at or above --fail-on.
 	ExitFindings = 3
+	// ExitDenied is the verdict against an image: verify found too few valid signatures, or
+	// the policy denies it.
+	ExitDenied = 4
+	// ExitTestFailed is `policy test`'s code for cases whose decision differs from the
+	// expected one.
+	ExitTestFailed = 5
 )
 
 // UsageError is a mistake in the command line: a bad flag, argument or flag combination.
@@ -46,6 +52,8 @@ func usageErrorf(format string, args ...any) error {
 func ExitCode(err error) int {
 	var ue *UsageError
 	var fe *FindingsError
+	var de *DeniedError
+	var te *TestFailedError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -53,6 +61,10 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &fe):
 		return ExitFindings
+	case errors.As(err, &de):
+		return ExitDenied
+	case errors.As(err, &te):
+		return ExitTestFailed
 	}
 	return ExitError
 }
@@ -168,7 +180,8 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	root.SetErr(a.err)
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a))
+	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a),
+		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newPolicyCmd(a))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)

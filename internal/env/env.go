@@ -34,12 +34,20 @@ var (
 	DBDir = Variable{"MOAT_DB_DIR", "directory of the advisory database (default: db/ in the cache directory)"}
 	// DBMaxAge is the default of --db-max-age: how old the advisory data may be before moat warns.
 	DBMaxAge = Variable{"MOAT_DB_MAX_AGE", "age after which the advisory database is reported as stale (default 168h)"}
+	// Password unlocks encrypted private keys (`moat key generate`, `sign`, `attest`,
+	// `scan --attest`) without a prompt; cosign's own variable is read when it is unset.
+	Password = Variable{"MOAT_PASSWORD", "password of the encrypted signing key, instead of a terminal prompt"}
+	// CosignPassword is cosign's name for the same thing, so that scripts written for cosign
+	// work unchanged.
+	CosignPassword = Variable{"COSIGN_PASSWORD", "read as the signing key password when MOAT_PASSWORD is unset"}
+	// DecisionLog is where policy decisions are appended.
+	DecisionLog = Variable{"MOAT_DECISION_LOG", "JSON-lines file policy decisions are appended to (default: decisions.jsonl in the state directory; \"-\" for none)"}
 	// SampleImage points tests and benchmarks at the sample image `make sample-image` builds.
 	SampleImage = Variable{"MOAT_SAMPLE_IMAGE", "tests and benchmarks only: directory of the sample image built by make sample-image"}
 )
 
 // All lists every variable, for documentation and `moat --help`.
-var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, SampleImage}
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, Password, CosignPassword, DecisionLog, SampleImage}
 
 // Get returns the variable's value, or "" when unset.
 func (v Variable) Get() string { return os.Getenv(v.Name) }

@@ -86,27 +86,9 @@ func caseFiles(dir string) ([]string, error) {
 
 // LoadCase reads one case file.
 func LoadCase(name string) (Case, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return Case{}, fmt.Errorf("reading case: %w", err)
-	}
-	root, err := parseDocument(data)
-	if err != nil {
-		return Case{}, fmt.Errorf("%s: %w", name, err)
-	}
-	v, err := toJSONValue(root)
-	if err != nil {
-		return Case{}, fmt.Errorf("%s: %w", name, err)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return Case{}, fmt.Errorf("%s: %w", name, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Case
-	if err := dec.Decode(&c); err != nil {
-		return Case{}, fmt.Errorf("%s: decoding case: %w", name, err)
+	if err := loadStrict(name, "case", &c); err != nil {
+		return Case{}, err
 	}
 	c.File = name
 	if c.Name == "" {
@@ -153,4 +135,40 @@ func RunCase(p *Policy, c Case) CaseResult {
 	}
 	r.Pass = len(r.Mismatches) == 0
 	return r
+}
+
+// LoadEvidence reads an evidence object from a JSON or YAML file: the "evidence" of a case, or
+// of `moat policy eval -o json`. Unknown fields are errors.
+func LoadEvidence(name string) (*Evidence, error) {
+	var ev Evidence
+	if err := loadStrict(name, "evidence", &ev); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+// loadStrict decodes the YAML or JSON document in file name into v, refusing unknown fields.
+func loadStrict(name, what string, v any) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	root, err := parseDocument(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	j, err := toJSONValue(root)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: decoding %s: %w", name, what, err)
+	}
+	return nil
 }

@@ -157,8 +157,12 @@ func (c *checker) requirements(p *Policy, r *Rule) {
 		if len(by) > 0 {
 			signers = strings.Join(by, ", ")
 		}
-		c.add(len(by) >= threshold, "signed by %d of %d required keys (%s); verified signers: %s",
-			len(by), threshold, strings.Join(s.Keys, ", "), signers)
+		rejected := ""
+		if len(by) < threshold && len(ev.Rejected) > 0 {
+			rejected = "; rejected: " + strings.Join(ev.Rejected, "; ")
+		}
+		c.add(len(by) >= threshold, "signed by %d of %d required keys (%s); verified signers: %s%s",
+			len(by), threshold, strings.Join(s.Keys, ", "), signers, rejected)
 	}
 	for _, a := range req.Attestations {
 		c.attestation(a)

@@ -28,6 +28,10 @@ type Evidence struct {
 	// Database describes the advisory database the findings come from; nil means no
 	// vulnerability scan was made, which fails every vulnerability requirement.
 	Database *Database `json:"database"`
+	// Rejected lists the signatures and attestations that were found but did not verify,
+	// each with why ("signature 1 (sha256:ab12…): signature is for another image digest").
+	// They count for nothing; the list explains a failed requirement.
+	Rejected []string `json:"rejected"`
 	// Errors are the failures met while gathering evidence (a registry error, a missing
 	// database, a malformed signature). Any error makes the decision a deny.
 	Errors []string `json:"errors"`

@@ -453,3 +453,29 @@ func BenchmarkEvaluate(b *testing.B) {
 		Evaluate(p, &c.Evidence, c.Now)
 	}
 }
+
+func TestNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		name, rules string
+		want        Needs
+	}{
+		{"registry only", `[{name: r, require: {registries: [a]}, isolation: sandbox, action: allow}]`, Needs{}},
+		{"signatures", `[{name: r, require: {signatures: {keys: [k]}}, isolation: hardened, action: allow}]`, Needs{Signatures: true}},
+		{"attestations", `[{name: r, require: {attestations: [{type: sbom, keys: [k]}]}, isolation: hardened, action: allow}]`, Needs{Attestations: true}},
+		{"vulnerabilities", `[{name: r, require: {vulnerabilities: {denyAtOrAbove: high}}, isolation: hardened, action: allow}]`, Needs{Scan: true}},
+		{"cel findings", `[{name: r, require: {cel: ["size(findings) == 0"]}, isolation: hardened, action: allow}]`, Needs{Scan: true}},
+		{"cel config only", `[{name: r, require: {cel: ["config.user != 'root'"]}, isolation: hardened, action: allow}]`, Needs{}},
+		{"cel evidence", `[{name: r, require: {cel: ["size(evidence.errors) == 0"]}, isolation: hardened, action: allow}]`, Needs{true, true, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "apiVersion: moat.dev/v1\nkind: Policy\nkeys: {k: {publicKey: k.pub}}\nrules: " + tc.rules + "\n"
+			p, err := Parse("p.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Needs(); got != tc.want {
+				t.Errorf("Needs() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
