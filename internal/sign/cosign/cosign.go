@@ -7,10 +7,27 @@
 // annotation SignatureAnnotation holds the base64 ASN.1 ECDSA signature over the SHA-256 of
 // that blob. Signing appends a layer; it never removes other signatures.
 //
+// Cosign can also keep signatures as OCI 1.1 referrers of the image, which Verify reads before
+// the tag: a cosign signature manifest (`cosign sign --registry-referrers-mode=oci-1-1`: the
+// same image manifest, config media type SignatureArtifactType, the image as "subject") or a
+// sigstore bundle (`cosign sign --new-bundle-format`: artifactType BundleMediaType, one
+// bundle layer whose DSSE envelope signs an in-toto statement with predicate type
+// SignPredicateType and the digest as subject). The referrers come from the registry's
+// referrers API or, on a registry without it, from the referrers tag schema (an index tagged
+// sha256-<hex>). A key counts once towards the threshold however many places it signed in.
+//
+// Sign writes the tag by default, since that is what `cosign verify` reads. WithReferrers
+// also, or instead, stores the signature as a referrer in the oci-1-1 shape, which `cosign
+// verify --experimental-oci11` reads; only when the registry answers the referrers API,
+// because the tag schema is a client-maintained index that any writer can race. Sign does not
+// write bundles.
+//
 // This package supports ECDSA P-256 keys with SHA-256, which is what `cosign generate-key-pair`
-// makes; other keys are refused with key.ErrUnsupportedKey. It reads only the tag scheme:
-// the OCI 1.1 referrers API and sigstore bundles are not implemented yet. No transparency log is
-// consulted, as with `cosign verify --insecure-ignore-tlog`.
+// makes; other keys are refused with key.ErrUnsupportedKey. No transparency log or timestamp
+// is consulted, as with `cosign verify --insecure-ignore-tlog`: log entries and timestamps in
+// a key-based bundle are ignored, and a bundle whose verification material is a certificate
+// (keyless signing) is refused with ReasonKeyless, since without the log and the CA chain its
+// certificate proves nothing.
 package cosign
 
 import (
@@ -37,11 +54,14 @@ const (
 	MaxSignatures = 256
 )
 
-// Option changes how Sign and Verify talk to the registry.
+// Option changes how Sign and Verify talk to the registry, and where Sign stores signatures.
 type Option func(*config)
 
 type config struct {
-	remote []remote.Option
+	remote  []remote.Option
+	replace bool // Attest: drop attestations of the same predicate type (WithReplace)
+	// referrers is where Sign stores signatures (WithReferrers).
+	referrers ReferrersMode
 }
 
 // WithRemoteOptions passes options (transport, credentials, user agent) to

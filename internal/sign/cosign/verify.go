@@ -52,28 +52,79 @@ const (
 	ReasonThreshold Reason = "not enough keys signed"
 )
 
+// The reasons for signatures found as OCI 1.1 referrers and in sigstore bundles.
+const (
+	// ReasonMalformedReferrer: a referrer manifest that cannot be read as one, or names no
+	// subject.
+	ReasonMalformedReferrer Reason = "referrer manifest is malformed"
+	// ReasonMalformedBundle: a sigstore bundle that is not well-formed JSON of the v0.3 shape.
+	ReasonMalformedBundle Reason = "sigstore bundle is malformed"
+	// ReasonKeyless: a bundle whose verification material is a certificate (keyless, Fulcio
+	// or bring-your-own PKI). moat checks no certificate chain, transparency log or timestamp,
+	// so it refuses these rather than trust the key in the certificate.
+	ReasonKeyless Reason = "keyless signature: not supported without a transparency log"
+	// ReasonNotSignature: a bundle that is not an image signature: an attestation (a statement
+	// of another predicate type, or another payload type) or a message signature (a signed
+	// blob, see verifyBundle).
+	ReasonNotSignature Reason = "bundle is not an image signature"
+)
+
+// Source says where a signature was found.
+type Source string
+
+// The places Verify looks, in the order it looks.
+const (
+	// SourceReferrer: a cosign signature manifest (artifactType SignatureArtifactType) that
+	// refers to the image through the OCI 1.1 referrers API or its tag schema.
+	SourceReferrer Source = "referrer"
+	// SourceBundle: a sigstore bundle (artifactType BundleMediaType) that refers to the image,
+	// as cosign --new-bundle-format stores it.
+	SourceBundle Source = "bundle"
+	// SourceTag: a layer of the image tagged repo:sha256-<hex>.sig.
+	SourceTag Source = "tag"
+)
+
 // Verified is one signature that passed every check.
 type Verified struct {
 	// Key is the fingerprint (key.Fingerprint) of the public key that verified it.
 	Key string
-	// Layer is the digest of the payload layer.
+	// Source is where the signature was found, and Manifest the digest of the referrer
+	// manifest that holds it (zero for SourceTag).
+	Source   Source
+	Manifest v1.Hash
+	// Layer is the digest of the payload layer, or of the bundle.
 	Layer v1.Hash
-	// Payload is the parsed, signed payload; its Digest equals the digest verified.
+	// Payload is the parsed, signed payload; its Digest equals the digest verified. A bundle
+	// names no repository, so its DockerReference is empty; its Annotations are those of the
+	// statement's subject.
 	Payload Payload
 }
 
 // Failure is one signature that did not pass, and why.
 type Failure struct {
-	// Index is the layer's position in the signature image.
-	Index  int
-	Layer  v1.Hash
-	Reason Reason
+	// Source and Manifest say where the signature was (see Verified); Index is the layer's
+	// position in that manifest, or -1 for the manifest as a whole.
+	Source   Source
+	Manifest v1.Hash
+	Index    int
+	Layer    v1.Hash
+	Reason   Reason
 	// Detail adds specifics (the other digest, the decoding error).
 	Detail string
 }
 
 func (f Failure) String() string {
-	s := fmt.Sprintf("signature %d (%s): %s", f.Index, shortDigest(f.Layer), f.Reason)
+	var s string
+	switch f.Source {
+	case SourceReferrer, SourceBundle:
+		s = fmt.Sprintf("%s %s, ", f.Source, shortDigest(f.Manifest))
+	}
+	if f.Index < 0 {
+		s += "manifest"
+	} else {
+		s += fmt.Sprintf("signature %d (%s)", f.Index, shortDigest(f.Layer))
+	}
+	s += ": " + string(f.Reason)
 	if f.Detail != "" {
 		s += ": " + f.Detail
 	}
@@ -107,23 +158,29 @@ func (e *VerificationError) Error() string {
 	return b.String()
 }
 
+// trustedKey is one key given to Verify.
+type trustedKey struct {
+	pub         *ecdsa.PublicKey
+	fingerprint string
+}
+
 // Verify checks the signatures stored for manifest digest in repo against keys, and succeeds
-// when at least threshold distinct keys each verified at least one signature whose payload
-// names digest. It returns every verified signature. A verdict against the image is a
-// *VerificationError listing each signature and why it failed; any other error (registry
-// unreachable, context expired, bad arguments) is returned wrapped and must also deny.
+// when at least threshold distinct keys each verified at least one signature that names
+// digest. It reads every place cosign stores a signature: first the referrers of digest (the
+// OCI 1.1 referrers API, or the referrers tag schema sha256-<hex> on a registry without it),
+// where it checks cosign signature manifests and sigstore bundles, then the tag
+// sha256-<hex>.sig; a key counts once however many places it signed in. It returns every
+// verified signature. A verdict against the image is a *VerificationError listing each
+// signature and why it failed; any other error (registry unreachable or failing, context
+// expired, bad arguments) is returned wrapped and must also deny.
 func Verify(ctx context.Context, repo name.Repository, digest v1.Hash, keys []crypto.PublicKey, threshold int, opts ...Option) ([]Verified, error) {
-	type trusted struct {
-		pub         *ecdsa.PublicKey
-		fingerprint string
-	}
 	if len(keys) == 0 {
 		return nil, errors.New("verifying signatures: no keys given")
 	}
 	if threshold < 1 || threshold > len(keys) {
 		return nil, fmt.Errorf("verifying signatures: threshold %d out of range 1..%d", threshold, len(keys))
 	}
-	var ks []trusted
+	var ks []trustedKey
 	seen := map[string]bool{}
 	for _, k := range keys {
 		pub, err := checkKey(k)
@@ -139,102 +196,155 @@ func Verify(ctx context.Context, repo name.Repository, digest v1.Hash, keys []cr
 			return nil, fmt.Errorf("verifying signatures: key %s given more than once", fp)
 		}
 		seen[fp] = true
-		ks = append(ks, trusted{pub, fp})
+		ks = append(ks, trustedKey{pub, fp})
 	}
 	tag, err := SignatureTag(repo, digest)
 	if err != nil {
 		return nil, err
 	}
-	c := newConfig(ctx, opts)
-	verr := &VerificationError{Digest: digest, Threshold: threshold}
+	v := &verifier{
+		repo:   repo,
+		digest: digest,
+		keys:   ks,
+		remote: newConfig(ctx, opts).remote,
+		verr:   &VerificationError{Digest: digest, Threshold: threshold},
+	}
+	if err := v.referrers(); err != nil {
+		return nil, err
+	}
+	if v.verr.Reason == "" {
+		if err := v.tag(tag); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case v.verr.Reason != "":
+		// Too many signatures in one place: nothing is verified.
+	case v.found == 0:
+		v.verr.Reason = ReasonNoSignatures
+	case distinctKeys(v.ok) < threshold:
+		v.verr.Reason = ReasonThreshold
+		v.verr.Verified = v.ok
+	default:
+		return v.ok, nil
+	}
+	return nil, v.verr
+}
 
-	img, err := remote.Image(tag, c.remote...)
+// verifier collects the verdicts on every signature found for one digest.
+type verifier struct {
+	repo   name.Repository
+	digest v1.Hash
+	keys   []trustedKey
+	remote []remote.Option
+	verr   *VerificationError
+	ok     []Verified
+	// found counts the signatures examined, valid or not.
+	found int
+}
+
+func (v *verifier) fail(f Failure) { v.verr.Failures = append(v.verr.Failures, f) }
+
+// tooMany records the verdict that one place holds more signatures than are read.
+func (v *verifier) tooMany(src Source, detail string) {
+	v.verr.Reason = ReasonTooManySignatures
+	v.verr.Failures = []Failure{{Source: src, Index: -1, Reason: ReasonTooManySignatures, Detail: detail}}
+}
+
+// signedBy returns the fingerprint of the first of keys whose ECDSA signature over the
+// SHA-256 hash sum is sig, or "".
+func signedBy(keys []trustedKey, sum, sig []byte) string {
+	for _, k := range keys {
+		if ecdsa.VerifyASN1(k.pub, sum, sig) {
+			return k.fingerprint
+		}
+	}
+	return ""
+}
+
+// tag checks the layers of the signature image repo:sha256-<hex>.sig.
+func (v *verifier) tag(tag name.Tag) error {
+	img, err := remote.Image(tag, v.remote...)
 	if isNotFound(err) {
-		verr.Reason = ReasonNoSignatures
-		return nil, verr
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading signatures at %s: %w", tag, err)
+		return fmt.Errorf("reading signatures at %s: %w", tag, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, fmt.Errorf("reading signatures at %s: %w", tag, err)
-	}
-	if len(m.Layers) == 0 {
-		verr.Reason = ReasonNoSignatures
-		return nil, verr
+		return fmt.Errorf("reading signatures at %s: %w", tag, err)
 	}
 	if len(m.Layers) > MaxSignatures {
-		verr.Reason = ReasonTooManySignatures
-		verr.Failures = []Failure{{Index: -1, Reason: ReasonTooManySignatures, Detail: fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxSignatures)}}
-		return nil, verr
+		v.tooMany(SourceTag, fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxSignatures))
+		return nil
 	}
-	var ok []Verified
 	for i, desc := range m.Layers {
-		fail := func(r Reason, detail string) {
-			verr.Failures = append(verr.Failures, Failure{i, desc.Digest, r, detail})
+		read := func() ([]byte, error) { return readPayload(img, desc.Digest) }
+		if err := v.simpleSigning(SourceTag, v1.Hash{}, i, desc, read); err != nil {
+			return fmt.Errorf("reading signature payload %s at %s: %w", desc.Digest, tag, err)
 		}
-		if string(desc.MediaType) != SimpleSigningMediaType {
-			fail(ReasonMediaType, string(desc.MediaType))
-			continue
-		}
-		b64, present := desc.Annotations[SignatureAnnotation]
-		if !present {
-			fail(ReasonMissingSignature, "")
-			continue
-		}
-		sig, err := base64.StdEncoding.Strict().DecodeString(b64)
-		if err != nil {
-			fail(ReasonMalformedSignature, "not base64")
-			continue
-		}
-		if err := checkECDSASignature(sig); err != nil {
-			fail(ReasonMalformedSignature, err.Error())
-			continue
-		}
-		if desc.Size < 0 || desc.Size > MaxPayloadSize {
-			fail(ReasonPayloadTooLarge, fmt.Sprintf("%d bytes", desc.Size))
-			continue
-		}
-		payload, err := readPayload(img, desc.Digest)
-		if err != nil {
-			if errors.Is(err, errDigest) {
-				fail(ReasonPayloadDigest, err.Error())
-				continue
-			}
-			// A registry that fails mid-way is not a verdict on the image.
-			return nil, fmt.Errorf("reading signature payload %s at %s: %w", desc.Digest, tag, err)
-		}
-		sum := sha256.Sum256(payload)
-		signedBy := ""
-		for _, k := range ks {
-			if ecdsa.VerifyASN1(k.pub, sum[:], sig) {
-				signedBy = k.fingerprint
-				break
-			}
-		}
-		if signedBy == "" {
-			fail(ReasonBadSignature, "")
-			continue
-		}
-		// Only an authenticated payload is parsed further.
-		p, err := ParsePayload(payload)
-		if err != nil {
-			fail(ReasonMalformedPayload, err.Error())
-			continue
-		}
-		if p.Digest != digest {
-			fail(ReasonDigestMismatch, "signs "+p.Digest.String())
-			continue
-		}
-		ok = append(ok, Verified{Key: signedBy, Layer: desc.Digest, Payload: *p})
 	}
-	if distinctKeys(ok) < threshold {
-		verr.Reason = ReasonThreshold
-		verr.Verified = ok
-		return nil, verr
+	return nil
+}
+
+// simpleSigning checks one cosign signature layer: a simple-signing payload with its
+// signature in an annotation. It returns an error only when the registry fails; every
+// verdict is recorded.
+func (v *verifier) simpleSigning(src Source, manifest v1.Hash, i int, desc v1.Descriptor, read func() ([]byte, error)) error {
+	v.found++
+	fail := func(r Reason, detail string) {
+		v.fail(Failure{Source: src, Manifest: manifest, Index: i, Layer: desc.Digest, Reason: r, Detail: detail})
 	}
-	return ok, nil
+	if string(desc.MediaType) != SimpleSigningMediaType {
+		fail(ReasonMediaType, string(desc.MediaType))
+		return nil
+	}
+	b64, present := desc.Annotations[SignatureAnnotation]
+	if !present {
+		fail(ReasonMissingSignature, "")
+		return nil
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil {
+		fail(ReasonMalformedSignature, "not base64")
+		return nil
+	}
+	if err := checkECDSASignature(sig); err != nil {
+		fail(ReasonMalformedSignature, err.Error())
+		return nil
+	}
+	if desc.Size < 0 || desc.Size > MaxPayloadSize {
+		fail(ReasonPayloadTooLarge, fmt.Sprintf("%d bytes", desc.Size))
+		return nil
+	}
+	payload, err := read()
+	if err != nil {
+		if errors.Is(err, errDigest) {
+			fail(ReasonPayloadDigest, err.Error())
+			return nil
+		}
+		// A registry that fails mid-way is not a verdict on the image.
+		return err
+	}
+	sum := sha256.Sum256(payload)
+	by := signedBy(v.keys, sum[:], sig)
+	if by == "" {
+		fail(ReasonBadSignature, "")
+		return nil
+	}
+	// Only an authenticated payload is parsed further.
+	p, err := ParsePayload(payload)
+	if err != nil {
+		fail(ReasonMalformedPayload, err.Error())
+		return nil
+	}
+	if p.Digest != v.digest {
+		fail(ReasonDigestMismatch, "signs "+p.Digest.String())
+		return nil
+	}
+	v.ok = append(v.ok, Verified{Key: by, Source: src, Manifest: manifest, Layer: desc.Digest, Payload: *p})
+	return nil
 }
 
 var errDigest = errors.New("content does not match digest")
@@ -246,12 +356,17 @@ func readPayload(img v1.Image, h v1.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readBlob(l, h, MaxPayloadSize)
+}
+
+// readBlob reads a layer's blob, at most limit bytes, and checks it against digest h.
+func readBlob(l v1.Layer, h v1.Hash, limit int64) ([]byte, error) {
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, MaxPayloadSize+1))
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
 		// go-containerregistry's verifying reader reports a mismatch at EOF with this prefix.
 		if strings.HasPrefix(err.Error(), "error verifying") {
@@ -259,8 +374,8 @@ func readPayload(img v1.Image, h v1.Hash) ([]byte, error) {
 		}
 		return nil, err
 	}
-	if len(b) > MaxPayloadSize {
-		return nil, fmt.Errorf("%w: more than %d bytes", errDigest, MaxPayloadSize)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", errDigest, limit)
 	}
 	sum := sha256.Sum256(b)
 	if got := fmt.Sprintf("sha256:%x", sum); got != h.String() {
