@@ -181,7 +181,7 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a),
-		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newPolicyCmd(a))
+		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a), newVerifyAttestationCmd(a), newPolicyCmd(a))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)

@@ -46,6 +46,8 @@ type scanOptions struct {
 	IgnoreFile    string
 	VEX           []string
 	AllowMissing  bool
+	Attest        bool
+	Key           string
 }
 
 func scanFormatList() string {
@@ -93,6 +95,8 @@ Exit codes: 0 no finding at or above --fail-on (or no --fail-on), 3 findings at 
 	fs.StringVar(&o.IgnoreFile, "ignorefile", suppress.IgnoreFileName, "ignore file: entries with id, optional package, reason and expiry (a missing default file is fine)")
 	fs.StringArrayVar(&o.VEX, "vex", nil, "OpenVEX document whose not_affected and fixed statements suppress findings; repeatable")
 	fs.BoolVar(&o.AllowMissing, "allow-missing-data", false, "report packages whose ecosystem has no advisories in the database as warnings instead of failing")
+	fs.BoolVar(&o.Attest, "attest", false, "attach the SBOM (CycloneDX) and the vulnerability report to the image in its registry as signed attestations (needs --key)")
+	fs.StringVar(&o.Key, "key", "", "with --attest: private key file (cosign format, encrypted)")
 	return cmd
 }
 
@@ -112,6 +116,14 @@ func (o *scanOptions) run(ctx context.Context, a *app, arg string) error {
 	dir, err := o.db.dir()
 	if err != nil {
 		return err
+	}
+	// With --attest the image is resolved to its digest once; the scan reads that digest and
+	// the attestations name it, so a tag moved meanwhile cannot get another image's results.
+	var att *scanAttester
+	if o.Attest || o.Key != "" {
+		if att, arg, err = o.prepareAttest(ctx, a, arg); err != nil {
+			return err
+		}
 	}
 	// Read the suppression files first: a mistake in them is found before any work is done.
 	var ignore *suppress.IgnoreFile
@@ -141,6 +153,7 @@ func (o *scanOptions) run(ctx context.Context, a *app, arg string) error {
 	st := adb.Status()
 	warnings := o.db.warnStale(a, st)
 
+	scanStart := time.Now()
 	var inv *sbom.Inventory
 	if path, ok := strings.CutPrefix(arg, "sbom:"); ok {
 		if path == "" {
@@ -210,6 +223,11 @@ func (o *scanOptions) run(ctx context.Context, a *app, arg string) error {
 		return report.WriteScan(w, format, rep, report.Options{Color: a.color() && o.output.File == ""})
 	}); err != nil {
 		return err
+	}
+	if att != nil {
+		if err := att.attach(ctx, a, inv, rep, scanStart); err != nil {
+			return err
+		}
 	}
 	if failOn == nil {
 		return nil

@@ -13,6 +13,7 @@ package evidence
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -147,7 +148,69 @@ func signatures(ctx context.Context, ev *policy.Evidence, pinned name.Digest, ke
 }
 
 func attestations(ctx context.Context, ev *policy.Evidence, pinned name.Digest, keys map[string]crypto.PublicKey, names map[string]string, ropts []remote.Option) {
-	// Filled in with the attestation verifier.
+	h, err := v1.NewHash(pinned.DigestStr())
+	if err != nil {
+		ev.Errors = append(ev.Errors, fmt.Sprintf("digest %s: %v", pinned.DigestStr(), err))
+		return
+	}
+	ok, fails, err := cosign.VerifyAttestations(ctx, pinned.Context(), h, sortedKeys(keys), cosign.WithRemoteOptions(ropts...))
+	if err != nil {
+		ev.Errors = append(ev.Errors, fmt.Sprintf("verifying attestations: %v", err))
+		return
+	}
+	for _, v := range ok {
+		ev.Attestations = append(ev.Attestations, policy.Attestation{
+			PredicateType: v.PredicateType, Key: names[v.Key], KeyID: v.Key,
+			Timestamp: PredicateTime(v.PredicateType, v.Predicate), Verified: true,
+		})
+	}
+	for _, f := range fails {
+		ev.Rejected = append(ev.Rejected, f.String())
+	}
+}
+
+// timeFields are where the predicates moat knows record when they were produced, tried in
+// order: cosign's vuln and custom predicates, CycloneDX, SPDX, SLSA provenance v1 and v0.2,
+// OpenVEX.
+var timeFields = [][]string{
+	{"metadata", "scanFinishedOn"},
+	{"Timestamp"},
+	{"metadata", "timestamp"},
+	{"creationInfo", "created"},
+	{"runDetails", "metadata", "finishedOn"},
+	{"metadata", "buildFinishedOn"},
+	{"timestamp"},
+}
+
+// PredicateTime returns when a predicate was produced (a scan's finish, an SBOM's creation, a
+// build's end), or the zero time when it does not say, which fails any age limit. cosign's
+// "spdx" predicate is the SPDX document as one JSON string; it is read through.
+func PredicateTime(predicateType string, predicate []byte) time.Time {
+	var s string
+	if json.Unmarshal(predicate, &s) == nil {
+		predicate = []byte(s)
+	}
+	var doc map[string]any
+	if json.Unmarshal(predicate, &doc) != nil {
+		return time.Time{}
+	}
+	for _, path := range timeFields {
+		var v any = doc
+		for _, k := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[k]
+		}
+		if str, ok := v.(string); ok {
+			if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+				return t.UTC()
+			}
+		}
+	}
+	return time.Time{}
 }
 
 func scan(ctx context.Context, ev *policy.Evidence, pinned name.Digest, fn func(context.Context, name.Digest) (*sbom.Inventory, []vuln.Finding, time.Time, error)) {
