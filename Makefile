@@ -18,7 +18,7 @@ FUZZTIME       ?= 20000x
 VULNDATA       ?= ../shared/vulndata
 export PATH    := $(TOOLS):$(PATH)
 
-.PHONY: all build deps demo test test-short lint fuzz bench sample-image clean
+.PHONY: all build deps tools demo test test-short lint fuzz bench sample-image clean
 
 all: build
 
@@ -28,6 +28,11 @@ build: deps
 # System packages the demo, tests and benchmarks use.
 deps:
 	@hack/install-deps.sh
+
+# The pinned cosign and CNCF distribution registry that the interoperability tests run
+# (internal/sign/interop), built into $(TOOLS); a no-op once they are there at those versions.
+tools:
+	@GO=$(GO) hack/install-tools.sh $(TOOLS)
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -61,7 +66,7 @@ lint: deps $(STATICCHECK)
 	$(STATICCHECK) -tags "$(TAGS)" ./...
 
 # Every test, including the end-to-end test on the sample image, then each fuzz target briefly.
-test: deps sample-image
+test: deps tools sample-image
 	MOAT_SAMPLE_IMAGE=$(SAMPLE) $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./...
 	@echo "== the pure-Go build (no isal): image and engine packages"
 	$(GO) test -count=1 ./internal/image/... ./internal/sbom/engine/...

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the pinned third-party programs moat's interoperability tests run against, the real
+# cosign and the CNCF distribution registry, into a cache directory (default
+# ~/.cache/moat-dev/bin). A binary that `go version -m` shows was built from the pinned module
+# version is kept, so a second run does nothing; anything else there is rebuilt. Pinned versions
+# are never swapped for others: a failing build fails this script.
+# Usage: hack/install-tools.sh [BINDIR]
+set -euo pipefail
+bin=${1:-$HOME/.cache/moat-dev/bin}
+go=${GO:-go}
+
+# name, package, module, version: one line per tool. Keep in step with internal/testutil.
+tools=(
+  "cosign github.com/sigstore/cosign/v2/cmd/cosign github.com/sigstore/cosign/v2 v2.6.5"
+  "registry github.com/distribution/distribution/v3/cmd/registry github.com/distribution/distribution/v3 v3.1.2"
+)
+
+mkdir -p "$bin"
+for line in "${tools[@]}"; do
+  read -r name pkg mod version <<<"$line"
+  if [ -x "$bin/$name" ] &&
+    "$go" version -m "$bin/$name" 2>/dev/null | awk -v m="$mod" -v v="$version" '$1 == "mod" && $2 == m && $3 == v { ok = 1 } END { exit !ok }'; then
+    continue
+  fi
+  echo "building $name $version (a few minutes the first time)"
+  start=$SECONDS
+  # @version builds outside moat's module, so moat's go.mod neither constrains nor records it.
+  # CGO is off so the binaries do not depend on the machine's C libraries.
+  CGO_ENABLED=0 GOBIN="$bin" "$go" install -trimpath "$pkg@$version"
+  echo "built $bin/$name $version in $((SECONDS - start))s"
+done
