@@ -4,9 +4,11 @@
 # ~/.cache/moat-dev/bin). A binary that `go version -m` shows was built from the pinned module
 # version is kept, so a second run does nothing; anything else there is rebuilt. Pinned versions
 # are never swapped for others: a failing build fails this script.
-# Usage: hack/install-tools.sh [BINDIR]
+# Usage: hack/install-tools.sh [BINDIR [TOOL...]]   (all tools unless some are named)
 set -euo pipefail
 bin=${1:-$HOME/.cache/moat-dev/bin}
+shift || true
+only=" $* "
 go=${GO:-go}
 
 # name, package, module, version: one line per tool. Keep in step with internal/testutil.
@@ -18,6 +20,9 @@ tools=(
 mkdir -p "$bin"
 for line in "${tools[@]}"; do
   read -r name pkg mod version <<<"$line"
+  if [ "$only" != "  " ] && [[ "$only" != *" $name "* ]]; then
+    continue
+  fi
   if [ -x "$bin/$name" ] &&
     "$go" version -m "$bin/$name" 2>/dev/null | awk -v m="$mod" -v v="$version" '$1 == "mod" && $2 == m && $3 == v { ok = 1 } END { exit !ok }'; then
     continue
