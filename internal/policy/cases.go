@@ -153,6 +153,11 @@ func loadStrict(name, what string, v any) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", what, err)
 	}
+	return decodeStrict(name, what, data, v)
+}
+
+// decodeStrict decodes the YAML or JSON document data, read from file name, into v.
+func decodeStrict(name, what string, data []byte, v any) error {
 	root, err := parseDocument(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

@@ -479,3 +479,27 @@ func TestNeeds(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeEvidence feeds case and evidence files: any input is a decoded value or an error
+// naming the file, never a crash.
+func FuzzDecodeEvidence(f *testing.F) {
+	for _, name := range []string{"signed-clean.yaml", "signed-with-secret.json", "registry-error.yaml"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "example", "cases", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"image": {"reference": "a"}, "digest": "sha256:00", "rejected": ["x"], "errors": []}`))
+	f.Add([]byte("evidence: &a {x: *a}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c Case
+		if err := decodeStrict("case.yaml", "case", data, &c); err != nil && !strings.Contains(err.Error(), "case.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+		var ev Evidence
+		if err := decodeStrict("ev.json", "evidence", data, &ev); err == nil {
+			Evaluate(&Policy{}, &ev, time.Time{})
+		}
+	})
+}
