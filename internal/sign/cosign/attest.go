@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,7 +24,6 @@ import (
 
 	"github.com/moatsec/moat/internal/sign/dsse"
 	"github.com/moatsec/moat/internal/sign/intoto"
-	"github.com/moatsec/moat/internal/sign/key"
 )
 
 // Attestations are stored as cosign 2.x stores key-based ones (`cosign attest --key`, read by
@@ -37,6 +34,10 @@ import (
 // so the layer's SignatureAnnotation is present but empty, and PredicateTypeAnnotation repeats
 // the statement's predicate type, unsigned, for tools that list attestations without reading
 // them. Verification trusts only the signed statement.
+//
+// Cosign can also store an attestation as a sigstore bundle that refers to the image (`cosign
+// attest --new-bundle-format`, the default in cosign v3; see referrers.go and bundle.go).
+// VerifyAttestations reads those first, then the tag.
 
 const (
 	// PredicateTypeAnnotation is the layer annotation that names the predicate type.
@@ -325,7 +326,7 @@ func storedPredicateType(img v1.Image, d v1.Descriptor) (string, error) {
 	if d.Size < 0 || d.Size > MaxAttestationSize {
 		return "", fmt.Errorf("%d bytes, more than %d", d.Size, MaxAttestationSize)
 	}
-	blob, err := readAttestationBlob(img, d.Digest, MaxAttestationSize)
+	blob, err := imageBlob(img, d.Digest, MaxAttestationSize)
 	if err != nil {
 		return "", err
 	}
@@ -346,11 +347,14 @@ func storedPredicateType(img v1.Image, d v1.Descriptor) (string, error) {
 }
 
 // The reasons VerifyAttestations gives, besides ReasonPayloadTooLarge, ReasonPayloadDigest,
-// ReasonMalformedSignature and ReasonBadSignature, which mean what they mean for signatures.
+// ReasonMalformedSignature and ReasonBadSignature, which mean what they mean for signatures,
+// and for attestations in sigstore bundles ReasonMalformedReferrer, ReasonMalformedBundle and
+// ReasonKeyless.
 const (
 	// ReasonTooManyAttestations: the attestation image has more than MaxAttestations layers.
 	ReasonTooManyAttestations Reason = "too many attestations"
-	// ReasonNotEnvelope: a layer whose media type is not dsse.MediaType.
+	// ReasonNotEnvelope: a layer whose media type is not dsse.MediaType, or a bundle that
+	// holds a message signature (a signed blob) instead of an envelope.
 	ReasonNotEnvelope Reason = "layer is not a DSSE envelope"
 	// ReasonMalformedEnvelope: the layer is not a well-formed DSSE envelope.
 	ReasonMalformedEnvelope Reason = "DSSE envelope is malformed"
@@ -359,15 +363,19 @@ const (
 	// ReasonMalformedStatement: a validly signed payload that is not an in-toto statement.
 	ReasonMalformedStatement Reason = "signed statement is malformed"
 	// ReasonSubjectMismatch: a valid attestation, but about other artifacts (an attestation
-	// copied from another image).
-	ReasonSubjectMismatch Reason = "statement subject does not name this digest"
+	// copied from another image), or a referrer that refers to another image.
+	ReasonSubjectMismatch Reason = "attestation is for another image digest"
 )
 
 // VerifiedAttestation is one attestation that passed every check.
 type VerifiedAttestation struct {
-	// Index is the layer's position in the attestation image.
+	// Source is where the attestation was found: SourceBundle, a bundle in the referrer
+	// manifest Manifest, or SourceTag, the attestation image (Manifest zero).
+	Source   Source
+	Manifest v1.Hash
+	// Index is the layer's position in the attestation image or the referrer manifest.
 	Index int
-	// Layer is the digest of the envelope layer.
+	// Layer is the digest of the envelope layer, or of the bundle.
 	Layer v1.Hash
 	// Key is the fingerprint (key.Fingerprint) of the public key that verified it.
 	Key string
@@ -380,20 +388,17 @@ type VerifiedAttestation struct {
 	Predicate json.RawMessage
 }
 
-// attestKey is a trusted verification key.
-type attestKey struct {
-	pub         *ecdsa.PublicKey
-	fingerprint string
-}
-
 // VerifyAttestations reads the attestations stored for manifest digest in repo and checks each
-// against keys, as `cosign verify-attestation --key --insecure-ignore-tlog` does. It returns
-// the attestations that verified and, for every other layer, a Failure saying why; a digest
-// with no attestations yields neither. An error means no verdict could be reached (registry
-// unreachable or failing, context expired, bad arguments) and must deny as well. Filtering by
-// predicate type and weighing keys is the caller's business.
+// against keys, as `cosign verify-attestation --key --insecure-ignore-tlog` does. It reads the
+// sigstore bundles that refer to digest (through the OCI 1.1 referrers API or its tag schema),
+// then the layers of the tag sha256-<hex>.att. It returns the attestations that verified and,
+// for every other bundle or layer, a Failure (of KindAttestation) saying why; a digest with no
+// attestations yields neither. When one place holds more than is read (MaxReferrers,
+// MaxAttestations), the one Failure that says so is all it returns. An error means no verdict
+// could be reached (registry unreachable or failing, context expired, bad arguments) and must
+// deny as well. Filtering by predicate type and weighing keys is the caller's business.
 func VerifyAttestations(ctx context.Context, repo name.Repository, digest v1.Hash, keys []crypto.PublicKey, opts ...Option) ([]VerifiedAttestation, []Failure, error) {
-	ks, err := attestKeys(keys)
+	ks, err := trustedKeys("verifying attestations", keys, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -401,30 +406,42 @@ func VerifyAttestations(ctx context.Context, repo name.Repository, digest v1.Has
 	if err != nil {
 		return nil, nil, err
 	}
-	c := newConfig(ctx, opts)
-	img, err := remote.Image(tag, c.remote...)
+	v := newVerifier(ctx, KindAttestation, repo, digest, ks, opts)
+	if err := v.referrers(); err != nil {
+		return nil, nil, err
+	}
+	if !v.tooMany {
+		if err := v.attestationTag(tag); err != nil {
+			return nil, nil, err
+		}
+	}
+	if v.tooMany {
+		// Nothing counts, not even what verified in the other place.
+		return nil, v.failures, nil
+	}
+	return v.attestations, v.failures, nil
+}
+
+// attestationTag checks the layers of the attestation image repo:sha256-<hex>.att.
+func (v *verifier) attestationTag(tag name.Tag) error {
+	img, err := remote.Image(tag, v.remote...)
 	if isNotFound(err) {
-		return nil, nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading attestations at %s: %w", tag, err)
+		return fmt.Errorf("reading attestations at %s: %w", tag, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading attestations at %s: %w", tag, err)
+		return fmt.Errorf("reading attestations at %s: %w", tag, err)
 	}
 	if len(m.Layers) > MaxAttestations {
-		return nil, []Failure{{Index: -1, Reason: ReasonTooManyAttestations,
-			Detail: fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxAttestations)}}, nil
+		v.overflow(SourceTag, fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxAttestations))
+		return nil
 	}
-	var (
-		verified []VerifiedAttestation
-		failures []Failure
-		budget   int64 = MaxAttestationBytes
-	)
 	for i, desc := range m.Layers {
 		fail := func(r Reason, detail string) {
-			failures = append(failures, Failure{Index: i, Layer: desc.Digest, Reason: r, Detail: detail})
+			v.fail(Failure{Source: SourceTag, Index: i, Layer: desc.Digest, Reason: r, Detail: detail})
 		}
 		if desc.MediaType != dsse.MediaType {
 			fail(ReasonNotEnvelope, string(desc.MediaType))
@@ -434,98 +451,87 @@ func VerifyAttestations(ctx context.Context, repo name.Repository, digest v1.Has
 			fail(ReasonPayloadTooLarge, fmt.Sprintf("%d bytes, more than %d", desc.Size, MaxAttestationSize))
 			continue
 		}
-		if desc.Size > budget {
+		if desc.Size > v.budget {
 			fail(ReasonPayloadTooLarge, fmt.Sprintf("past the %d bytes read for one digest", int64(MaxAttestationBytes)))
 			continue
 		}
-		budget -= desc.Size
-		blob, err := readAttestationBlob(img, desc.Digest, desc.Size)
+		v.budget -= desc.Size
+		blob, err := imageBlob(img, desc.Digest, desc.Size)
 		if err != nil {
 			if errors.Is(err, errDigest) {
 				fail(ReasonPayloadDigest, err.Error())
 				continue
 			}
-			return nil, nil, fmt.Errorf("reading attestation %s at %s: %w", desc.Digest, tag, err)
+			return fmt.Errorf("reading attestation %s at %s: %w", desc.Digest, tag, err)
 		}
-		v, reason, detail := checkAttestation(blob, digest, ks)
+		a, reason, detail := checkAttestation(blob, v.digest, v.keys)
 		if reason != "" {
 			fail(reason, detail)
 			continue
 		}
-		v.Index, v.Layer = i, desc.Digest
-		verified = append(verified, *v)
+		a.Source, a.Index, a.Layer = SourceTag, i, desc.Digest
+		v.attestations = append(v.attestations, *a)
 	}
-	return verified, failures, nil
+	return nil
 }
 
-func attestKeys(keys []crypto.PublicKey) ([]attestKey, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("verifying attestations: no keys given")
-	}
-	var ks []attestKey
-	for _, k := range keys {
-		pub, err := checkKey(k)
-		if err != nil {
-			return nil, fmt.Errorf("verifying attestations: %w", err)
-		}
-		fp, err := key.Fingerprint(pub)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.ContainsFunc(ks, func(k attestKey) bool { return k.fingerprint == fp }) {
-			ks = append(ks, attestKey{pub, fp})
-		}
-	}
-	return ks, nil
-}
-
-// checkAttestation authenticates one envelope and reads its statement. It returns the
+// checkAttestation authenticates one envelope layer and reads its statement. It returns the
 // attestation, or the reason (and details) it failed. Nothing unauthenticated is parsed
 // beyond the envelope.
-func checkAttestation(blob []byte, digest v1.Hash, ks []attestKey) (*VerifiedAttestation, Reason, string) {
+func checkAttestation(blob []byte, digest v1.Hash, ks []trustedKey) (*VerifiedAttestation, Reason, string) {
 	env, err := dsse.Parse(blob)
 	if err != nil {
-		return nil, ReasonMalformedEnvelope, strings.TrimPrefix(err.Error(), dsse.ErrMalformed.Error()+": ")
+		return nil, ReasonMalformedEnvelope, errDetail(err, dsse.ErrMalformed)
 	}
 	if env.PayloadType != intoto.PayloadType {
 		return nil, ReasonPayloadType, fmt.Sprintf("%.64q", env.PayloadType)
 	}
+	by, reason, detail := envelopeSignedBy(env, ks)
+	if reason != "" {
+		return nil, reason, detail
+	}
+	return attestationOf(env.Payload, by, digest, intoto.Parse)
+}
+
+// envelopeSignedBy authenticates a DSSE envelope: it returns the fingerprint of the first of
+// keys that verifies one of its signatures over PAE, or the reason none does:
+// ReasonMalformedSignature when no signature is a well-formed ECDSA signature,
+// ReasonBadSignature otherwise.
+func envelopeSignedBy(env *dsse.Envelope, keys []trustedKey) (string, Reason, string) {
 	sum := sha256.Sum256(dsse.PAE(env.PayloadType, env.Payload))
-	signedBy, wellFormed, malformed := "", 0, ""
+	wellFormed, malformed := 0, ""
 	for i, s := range env.Signatures {
 		if err := checkECDSASignature(s.Sig); err != nil {
 			if malformed == "" {
-				malformed = fmt.Sprintf("signature %d: %v", i, err)
+				malformed = err.Error()
+				if len(env.Signatures) > 1 {
+					malformed = fmt.Sprintf("signature %d: %v", i, err)
+				}
 			}
 			continue
 		}
 		wellFormed++
-		for _, k := range ks {
-			if ecdsa.VerifyASN1(k.pub, sum[:], s.Sig) {
-				signedBy = k.fingerprint
-				break
-			}
-		}
-		if signedBy != "" {
-			break
+		if by := signedBy(keys, sum[:], s.Sig); by != "" {
+			return by, "", ""
 		}
 	}
-	switch {
-	case signedBy != "":
-	case wellFormed == 0:
-		return nil, ReasonMalformedSignature, malformed
-	default:
-		return nil, ReasonBadSignature, ""
+	if wellFormed == 0 {
+		return "", ReasonMalformedSignature, malformed
 	}
-	// Only an authenticated payload is parsed further.
-	st, err := intoto.Parse(env.Payload)
+	return "", ReasonBadSignature, ""
+}
+
+// attestationOf reads the statement of an envelope that key verified, with parse, and checks
+// that it names digest.
+func attestationOf(payload []byte, key string, digest v1.Hash, parse func([]byte) (*intoto.Statement, error)) (*VerifiedAttestation, Reason, string) {
+	st, err := parse(payload)
 	if err != nil {
-		return nil, ReasonMalformedStatement, strings.TrimPrefix(err.Error(), intoto.ErrMalformed.Error()+": ")
+		return nil, ReasonMalformedStatement, errDetail(err, intoto.ErrMalformed)
 	}
 	if !st.HasDigest(digest.Algorithm, digest.Hex) {
 		return nil, ReasonSubjectMismatch, subjectList(st)
 	}
-	return &VerifiedAttestation{Key: signedBy, PredicateType: st.PredicateType, Statement: *st, Predicate: st.Predicate}, "", ""
+	return &VerifiedAttestation{Key: key, PredicateType: st.PredicateType, Statement: *st, Predicate: st.Predicate}, "", ""
 }
 
 // subjectList names a statement's subject digests for a failure message.
@@ -546,34 +552,4 @@ func subjectList(st *intoto.Statement) string {
 		}
 	}
 	return "names " + strings.Join(parts, ", ")
-}
-
-// readAttestationBlob fetches one layer blob of at most limit bytes and checks it against its
-// digest here rather than trusting the transport to. A mismatch wraps errDigest.
-func readAttestationBlob(img v1.Image, h v1.Hash, limit int64) ([]byte, error) {
-	l, err := img.LayerByDigest(h)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		// go-containerregistry's verifying reader reports a mismatch at EOF with this prefix.
-		if strings.HasPrefix(err.Error(), "error verifying") {
-			return nil, fmt.Errorf("%w: %w", errDigest, err)
-		}
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: more than the %d bytes the manifest declares", errDigest, limit)
-	}
-	sum := sha256.Sum256(b)
-	if got := fmt.Sprintf("sha256:%x", sum); got != h.String() {
-		return nil, fmt.Errorf("%w: got %s, want %s", errDigest, got, h)
-	}
-	return b, nil
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -566,16 +565,7 @@ func TestAttestationRegistryFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var broken atomic.Bool
-			host := serve(t, func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if broken.Load() && tc.fails(r) {
-						http.Error(w, "boom", http.StatusInternalServerError)
-						return
-					}
-					next.ServeHTTP(w, r)
-				})
-			})
-			f := setup(t, host)
+			f := setup(t, serve(t, failWhen(&broken, tc.fails)))
 			mustAttest(t, f, f.a, PredicateTypeVuln, `{}`, k)
 			broken.Store(true)
 			vs, fs, err := VerifyAttestations(context.Background(), f.repo, f.a, pubs(k), noRetry)
@@ -590,21 +580,7 @@ func TestAttestationRegistryFailures(t *testing.T) {
 
 	t.Run("hangs", func(t *testing.T) {
 		var hang atomic.Bool
-		release := make(chan struct{})
-		t.Cleanup(func() { close(release) })
-		host := serve(t, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if hang.Load() && isAttManifest(r) {
-					select {
-					case <-r.Context().Done():
-					case <-release:
-					}
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		f := setup(t, serve(t, hangWhen(t, &hang, isAttManifest)))
 		mustAttest(t, f, f.a, PredicateTypeVuln, `{}`, k)
 		hang.Store(true)
 		for name, call := range map[string]func(ctx context.Context) error{
@@ -632,26 +608,7 @@ func TestAttestationRegistryFailures(t *testing.T) {
 
 	t.Run("blob does not match its digest", func(t *testing.T) {
 		var corrupt atomic.Bool
-		host := serve(t, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if corrupt.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-					rec := httptest.NewRecorder()
-					next.ServeHTTP(rec, r)
-					body := rec.Body.Bytes()
-					if strings.Contains(string(body), "payloadType") {
-						body = []byte(strings.Replace(string(body), "payloadType", "payloadtype", 1))
-					}
-					for k, v := range rec.Header() {
-						w.Header()[k] = v
-					}
-					w.WriteHeader(rec.Code)
-					w.Write(body)
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		f := setup(t, serve(t, corruptBlobs(&corrupt, "payloadType", "payloadType", "payloadtype")))
 		mustAttest(t, f, f.a, PredicateTypeVuln, `{}`, k)
 		corrupt.Store(true)
 		vs, fs := attestations(t, f, f.a, pubs(k))
@@ -729,7 +686,7 @@ const cosignEnvelope = `{"payloadType":"application/vnd.in-toto+json","payload":
 
 func TestCosignEnvelopeShape(t *testing.T) {
 	digest := v1.Hash{Algorithm: "sha256", Hex: "6c6fd6a4115c6e998ff357cd914680931bb9a6c1a7cd5f5cb2f5e1c0932ab6ed"}
-	ks, err := attestKeys(pubs(newKey(t)))
+	ks, err := trustedKeys("verifying attestations", pubs(newKey(t)), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -757,7 +714,7 @@ func FuzzCheckAttestation(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ks, err := attestKeys([]crypto.PublicKey{k.Public()})
+	ks, err := trustedKeys("verifying attestations", []crypto.PublicKey{k.Public()}, true)
 	if err != nil {
 		f.Fatal(err)
 	}

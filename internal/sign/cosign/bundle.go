@@ -1,7 +1,6 @@
 package cosign
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -9,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/moatsec/moat/internal/sign/dsse"
+	"github.com/moatsec/moat/internal/sign/intoto"
+	"github.com/moatsec/moat/internal/sign/strictjson"
 )
 
 // Sigstore bundles, as `cosign sign --new-bundle-format` stores them (cosign v2.6: see
@@ -32,10 +34,12 @@ import (
 //	 "predicateType": "https://sigstore.dev/cosign/sign/v1", "predicate": {}}
 //
 // The DSSE signature covers the pre-authentication encoding of the payload type and the
-// payload (bundlePAE). A keyless bundle carries "x509CertificateChain" or "certificate"
-// instead of "publicKey"; a blob signature (`cosign sign-blob`) carries "messageSignature":
-// {"messageDigest": {"algorithm": "SHA2_256", "digest": base64}, "signature": base64} instead
-// of "dsseEnvelope". moat parses both and refuses them (see verifyBundle).
+// payload (dsse.PAE). An attestation (`cosign attest --new-bundle-format`) is the same bundle
+// around a statement of its own predicate type. A keyless bundle carries
+// "x509CertificateChain" or "certificate" instead of "publicKey"; a blob signature (`cosign
+// sign-blob`) carries "messageSignature": {"messageDigest": {"algorithm": "SHA2_256",
+// "digest": base64}, "signature": base64} instead of "dsseEnvelope". moat parses both and
+// refuses them (see verifyBundle).
 
 const (
 	// BundleMediaType is the media type of a sigstore bundle v0.3: the layer media type and
@@ -44,15 +48,14 @@ const (
 	// SignPredicateType is the predicate type of the in-toto statement cosign signs for an
 	// image with the new bundle format. Any other predicate is an attestation, not a signature.
 	SignPredicateType = "https://sigstore.dev/cosign/sign/v1"
-	// MaxBundleSize bounds a bundle blob. A key-based bundle is a few kilobytes.
+	// MaxBundleSize bounds a signature bundle blob. A key-based bundle is a few kilobytes. An
+	// attestation bundle, which carries the predicate, is bounded by MaxAttestationSize.
 	MaxBundleSize = 512 << 10
 )
 
 const (
 	// bundleMediaTypeParam is the other spelling of v0.3 that sigstore accepts.
 	bundleMediaTypeParam = "application/vnd.dev.sigstore.bundle+json;version=0.3"
-	bundlePayloadType    = "application/vnd.in-toto+json"
-	bundleStatementType  = "https://in-toto.io/Statement/v1"
 	// bundleMaxSubjects bounds the subjects of a statement; cosign writes one.
 	bundleMaxSubjects = 64
 )
@@ -70,9 +73,9 @@ type sigstoreBundle struct {
 	// which moat does not check for a key-based bundle (as cosign --insecure-ignore-tlog).
 	tlogEntries int
 	timestamps  bool
-	// Exactly one of message and envelope is set.
+	// Exactly one of message and envelope is set. The envelope has one signature.
 	message  *bundleMessage
-	envelope *bundleEnvelope
+	envelope *dsse.Envelope
 }
 
 type bundleMessage struct {
@@ -81,26 +84,21 @@ type bundleMessage struct {
 	signature []byte
 }
 
-type bundleEnvelope struct {
-	payloadType string
-	payload     []byte
-	signature   []byte
-}
-
-// parseBundle reads a bundle strictly: one JSON object of at most MaxBundleSize bytes, no
-// duplicate keys, no key but the protobuf-JSON (camelCase) names that sigstore writes (exactly,
-// since encoding/json would otherwise match keys case-insensitively where protojson does not),
-// media type v0.3, exactly one kind of verification material and one kind of content, and
-// base64 where protobuf puts bytes. The transparency-log entries and timestamps are counted,
-// not parsed. All errors wrap errMalformedBundle.
-func parseBundle(b []byte) (*sigstoreBundle, error) {
+// parseBundle reads a bundle strictly: one JSON object of at most limit bytes, no duplicate
+// keys, no key but the protobuf-JSON (camelCase) names that sigstore writes (exactly, since
+// encoding/json would otherwise match keys case-insensitively where protojson does not),
+// media type v0.3, exactly one kind of verification material and one kind of content, a DSSE
+// envelope as dsse.ParseProtoJSON reads it with one signature, and base64 where protobuf puts
+// bytes. The transparency-log entries and timestamps are counted, not parsed. All errors wrap
+// errMalformedBundle.
+func parseBundle(b []byte, limit int) (*sigstoreBundle, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", errMalformedBundle, fmt.Sprintf(format, a...))
 	}
-	if len(b) > MaxBundleSize {
-		return nil, bad("%d bytes, more than %d", len(b), MaxBundleSize)
+	if len(b) > limit {
+		return nil, bad("%d bytes, more than %d", len(b), limit)
 	}
-	if err := checkJSONShape(b); err != nil {
+	if err := strictjson.Check(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformedBundle, err)
 	}
 	top, err := jsonObject(b, "mediaType", "verificationMaterial", "messageSignature", "dsseEnvelope")
@@ -127,8 +125,12 @@ func parseBundle(b []byte) (*sigstoreBundle, error) {
 			return nil, fmt.Errorf("%w: messageSignature: %w", errMalformedBundle, err)
 		}
 	case env != nil:
-		if out.envelope, err = parseBundleEnvelope(env); err != nil {
+		if out.envelope, err = dsse.ParseProtoJSON(env); err != nil {
 			return nil, fmt.Errorf("%w: dsseEnvelope: %w", errMalformedBundle, err)
+		}
+		// The verification material names one signer, so a bundle holds one signature.
+		if n := len(out.envelope.Signatures); n != 1 {
+			return nil, bad("dsseEnvelope: %d signatures, want 1", n)
 		}
 	default:
 		return nil, bad("neither messageSignature nor dsseEnvelope")
@@ -215,42 +217,6 @@ func parseBundleMessage(raw json.RawMessage) (*bundleMessage, error) {
 	return m, nil
 }
 
-func parseBundleEnvelope(raw json.RawMessage) (*bundleEnvelope, error) {
-	o, err := jsonObject(raw, "payload", "payloadType", "signatures")
-	if err != nil {
-		return nil, err
-	}
-	e := &bundleEnvelope{}
-	if err := jsonBytes(o, "payload", &e.payload); err != nil {
-		return nil, err
-	}
-	if err := jsonField(o, "payloadType", &e.payloadType); err != nil {
-		return nil, err
-	}
-	var sigs []json.RawMessage
-	if err := jsonField(o, "signatures", &sigs); err != nil {
-		return nil, err
-	}
-	// The verification material names one signer, so a bundle holds one signature.
-	if len(sigs) != 1 {
-		return nil, fmt.Errorf("%d signatures, want 1", len(sigs))
-	}
-	so, err := jsonObject(sigs[0], "sig", "keyid")
-	if err != nil {
-		return nil, fmt.Errorf("signature: %w", err)
-	}
-	if so["keyid"] != nil {
-		var keyid string
-		if err := jsonField(so, "keyid", &keyid); err != nil {
-			return nil, fmt.Errorf("signature: %w", err)
-		}
-	}
-	if err := jsonBytes(so, "sig", &e.signature); err != nil {
-		return nil, fmt.Errorf("signature: %w", err)
-	}
-	return e, nil
-}
-
 // bundleClaim is what a statement says once its signature checked: the digests it binds,
 // its predicate type and the signer's annotations.
 type bundleClaim struct {
@@ -259,77 +225,46 @@ type bundleClaim struct {
 	annotations map[string]string
 }
 
-// parseBundleStatement reads the in-toto statement of an authenticated envelope, strictly as
-// parseBundle reads the bundle. Subjects are kept only when they carry a sha256 digest; the
-// annotations of the first subject become the signature's annotations.
+// parseBundleStatement reads the in-toto statement of an authenticated signature envelope,
+// as sigstore reads it (intoto.ParseProtoJSON), and as cosign signs an image: an in-toto v1
+// statement with at most bundleMaxSubjects subjects, the first one's annotations strings.
+// Subjects are kept only when they carry a sha256 digest; the annotations of the first subject
+// become the signature's annotations. All errors wrap ErrMalformedPayload.
 func parseBundleStatement(b []byte) (*bundleClaim, error) {
 	if len(b) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w: statement of %d bytes, more than %d", ErrMalformedPayload, len(b), MaxPayloadSize)
 	}
-	if err := checkJSONShape(b); err != nil {
+	st, err := intoto.ParseProtoJSON(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedPayload, err)
 	}
-	wrap := func(err error) error { return fmt.Errorf("%w: statement: %w", ErrMalformedPayload, err) }
-	st, err := jsonObject(b, "_type", "subject", "predicateType", "predicate")
-	if err != nil {
-		return nil, wrap(err)
+	wrap := func(format string, a ...any) error {
+		return fmt.Errorf("%w: statement: %s", ErrMalformedPayload, fmt.Sprintf(format, a...))
 	}
-	var typ string
-	if err := jsonField(st, "_type", &typ); err != nil {
-		return nil, wrap(err)
+	if st.Type != intoto.StatementV1 {
+		return nil, wrap("_type %q, want %q", st.Type, intoto.StatementV1)
 	}
-	if typ != bundleStatementType {
-		return nil, wrap(fmt.Errorf("_type %q, want %q", typ, bundleStatementType))
+	if len(st.Subject) > bundleMaxSubjects {
+		return nil, wrap("%d subjects, want 1 to %d", len(st.Subject), bundleMaxSubjects)
 	}
-	c := &bundleClaim{}
-	if err := jsonField(st, "predicateType", &c.predicate); err != nil {
-		return nil, wrap(err)
-	}
-	if st["predicate"] != nil {
-		if _, err := jsonObject(st["predicate"]); err != nil {
-			return nil, wrap(fmt.Errorf("predicate: %w", err))
-		}
-	}
-	var subjects []json.RawMessage
-	if err := jsonField(st, "subject", &subjects); err != nil {
-		return nil, wrap(err)
-	}
-	if len(subjects) == 0 || len(subjects) > bundleMaxSubjects {
-		return nil, wrap(fmt.Errorf("%d subjects, want 1 to %d", len(subjects), bundleMaxSubjects))
-	}
-	for i, raw := range subjects {
-		s, err := jsonObject(raw, "name", "uri", "digest", "content", "downloadLocation", "mediaType", "annotations")
-		if err != nil {
-			return nil, wrap(fmt.Errorf("subject %d: %w", i, err))
-		}
-		var digests map[string]string
-		if err := jsonField(s, "digest", &digests); err != nil {
-			return nil, wrap(fmt.Errorf("subject %d: %w", i, err))
-		}
-		if h, ok := digests["sha256"]; ok {
+	c := &bundleClaim{predicate: st.PredicateType}
+	for i, sub := range st.Subject {
+		if h, ok := sub.Digest["sha256"]; ok {
 			c.digests = append(c.digests, "sha256:"+h)
 		}
-		if i == 0 && s["annotations"] != nil {
-			if err := json.Unmarshal(s["annotations"], &c.annotations); err != nil {
-				return nil, wrap(fmt.Errorf("subject annotations are not strings: %w", err))
+		if i > 0 || sub.Annotations == nil {
+			continue
+		}
+		c.annotations = make(map[string]string, len(sub.Annotations))
+		for k, v := range sub.Annotations {
+			s, ok := v.(string)
+			if !ok {
+				return nil, wrap("subject annotation %q is not a string", k)
 			}
+			c.annotations[k] = s
 		}
 	}
 	return c, nil
-}
-
-// bundlePAE is DSSE's pre-authentication encoding, what a DSSE signature covers.
-func bundlePAE(payloadType string, payload []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("DSSEv1 ")
-	b.WriteString(strconv.Itoa(len(payloadType)))
-	b.WriteByte(' ')
-	b.WriteString(payloadType)
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(len(payload)))
-	b.WriteByte(' ')
-	b.Write(payload)
-	return b.Bytes()
 }
 
 // bundleKeyHint is the publicKey hint cosign writes for pub: base64 of the SHA-256 of its
@@ -343,9 +278,9 @@ func bundleKeyHint(pub *ecdsa.PublicKey) (string, error) {
 	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }
 
-// verifyBundle checks one parsed bundle against the trusted keys and the digest. It returns
-// the verified signature, or the reason it fails. Nothing a bundle says about the image is
-// read before its signature is verified.
+// verifyBundle checks one parsed bundle as an image signature against the trusted keys and
+// the digest. It returns the verified signature, or the reason it fails. Nothing a bundle says
+// about the image is read before its signature is verified.
 //
 // Cosign signs an image with a DSSE envelope around an in-toto statement whose predicate type
 // says it is an image signature. A message signature is refused even over the manifest digest:
@@ -360,25 +295,17 @@ func verifyBundle(s *sigstoreBundle, keys []trustedKey, digest v1.Hash) (Verifie
 		return Verified{}, ReasonNotSignature, "a message signature (a signed blob), not a signed statement"
 	}
 	e := s.envelope
-	if err := checkECDSASignature(e.signature); err != nil {
-		return Verified{}, ReasonMalformedSignature, err.Error()
-	}
-	sum := sha256.Sum256(bundlePAE(e.payloadType, e.payload))
-	by := signedBy(keys, sum[:], e.signature)
-	if by == "" {
-		detail := ""
-		if s.keyHint != "" {
-			detail = "key hint " + s.keyHint
-		}
-		return Verified{}, ReasonBadSignature, detail
+	by, reason, detail := s.signedBy(keys)
+	if reason != "" {
+		return Verified{}, reason, detail
 	}
 	// Only an authenticated envelope is read further.
-	if e.payloadType != bundlePayloadType {
-		return Verified{}, ReasonNotSignature, fmt.Sprintf("payload type %q", e.payloadType)
+	if e.PayloadType != intoto.PayloadType {
+		return Verified{}, ReasonNotSignature, fmt.Sprintf("payload type %q", e.PayloadType)
 	}
-	claim, err := parseBundleStatement(e.payload)
+	claim, err := parseBundleStatement(e.Payload)
 	if err != nil {
-		return Verified{}, ReasonMalformedPayload, err.Error()
+		return Verified{}, ReasonMalformedPayload, errDetail(err, ErrMalformedPayload, intoto.ErrMalformed)
 	}
 	if claim.predicate != SignPredicateType {
 		return Verified{}, ReasonNotSignature, "an attestation, predicate type " + claim.predicate
@@ -390,6 +317,38 @@ func verifyBundle(s *sigstoreBundle, keys []trustedKey, digest v1.Hash) (Verifie
 		}
 	}
 	return Verified{}, ReasonDigestMismatch, fmt.Sprintf("signs %v", claim.digests)
+}
+
+// verifyBundleAttestation checks one parsed bundle as an attestation, as checkAttestation
+// checks an attestation layer and with the reasons it gives; the statement is read as
+// sigstore reads it (intoto.ParseProtoJSON). A keyless bundle is refused as by verifyBundle,
+// and a message signature is not an envelope. A statement of the sign predicate type is
+// returned like any other; it is the caller's to set apart.
+func verifyBundleAttestation(s *sigstoreBundle, keys []trustedKey, digest v1.Hash) (*VerifiedAttestation, Reason, string) {
+	if s.keyless {
+		return nil, ReasonKeyless, "the bundle's verification material is a certificate"
+	}
+	if s.envelope == nil {
+		return nil, ReasonNotEnvelope, "a message signature (a signed blob), not a signed statement"
+	}
+	if s.envelope.PayloadType != intoto.PayloadType {
+		return nil, ReasonPayloadType, fmt.Sprintf("%.64q", s.envelope.PayloadType)
+	}
+	by, reason, detail := s.signedBy(keys)
+	if reason != "" {
+		return nil, reason, detail
+	}
+	return attestationOf(s.envelope.Payload, by, digest, intoto.ParseProtoJSON)
+}
+
+// signedBy authenticates the bundle's envelope (see envelopeSignedBy), naming the bundle's key
+// hint when no key verifies it.
+func (s *sigstoreBundle) signedBy(keys []trustedKey) (string, Reason, string) {
+	by, reason, detail := envelopeSignedBy(s.envelope, keys)
+	if reason == ReasonBadSignature && s.keyHint != "" {
+		detail = "key hint " + s.keyHint
+	}
+	return by, reason, detail
 }
 
 // jsonObject decodes raw as one JSON object. When allowed names are given, any other key is

@@ -17,8 +17,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 
+	"github.com/moatsec/moat/internal/sign/dsse"
+	"github.com/moatsec/moat/internal/sign/intoto"
 	"github.com/moatsec/moat/internal/sign/key"
-	"github.com/moatsec/moat/internal/testutil"
 )
 
 // bundleSpec describes a hand-built sigstore bundle, by default one in the shape `cosign sign
@@ -89,16 +90,16 @@ func bundleMap(t testing.TB, k *ecdsa.PrivateKey, s bundleSpec) map[string]any {
 			subj["annotations"] = s.annotations
 		}
 		var err error
-		st, err = json.Marshal(map[string]any{"_type": bundleStatementType, "subject": []any{subj}, "predicateType": pred, "predicate": map[string]any{}})
+		st, err = json.Marshal(map[string]any{"_type": intoto.StatementV1, "subject": []any{subj}, "predicateType": pred, "predicate": map[string]any{}})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	pt := s.payloadType
 	if pt == "" {
-		pt = bundlePayloadType
+		pt = intoto.PayloadType
 	}
-	sum := sha256.Sum256(bundlePAE(pt, st))
+	sum := sha256.Sum256(dsse.PAE(pt, st))
 	sig := sign(sum[:])
 	if s.edit != nil {
 		st = s.edit(st)
@@ -116,14 +117,31 @@ func makeBundle(t testing.TB, k *ecdsa.PrivateKey, s bundleSpec) []byte {
 	return b
 }
 
-// pushBundle stores a bundle as cosign --new-bundle-format does: a referrer of subject with
-// artifactType BundleMediaType, the empty config and the bundle as its one layer.
+// pushBundle stores a signature bundle as cosign sign --new-bundle-format does: a referrer
+// of subject with artifactType BundleMediaType, the empty config and the bundle as its one
+// layer.
 func pushBundle(t *testing.T, repo name.Repository, subject v1.Hash, bundle []byte) v1.Hash {
+	t.Helper()
+	return pushBundleAs(t, repo, subject, bundle, bundleAnnotations(SignPredicateType))
+}
+
+// pushBundleAs is pushBundle with the given manifest annotations.
+func pushBundleAs(t *testing.T, repo name.Repository, subject v1.Hash, bundle []byte, ann map[string]string) v1.Hash {
 	t.Helper()
 	l := static.NewLayer(bundle, BundleMediaType)
 	d, _ := l.Digest()
 	return pushReferrer(t, repo, subject, BundleMediaType, ociEmptyMediaType, []v1.Layer{l},
-		[]map[string]string{{"org.opencontainers.image.title": d.Algorithm + "-" + d.Hex + ".sigstore.json"}})
+		[]map[string]string{{"org.opencontainers.image.title": d.Algorithm + "-" + d.Hex + ".sigstore.json"}}, ann)
+}
+
+// bundleAnnotations are the manifest annotations cosign writes on a bundle referrer whose
+// statement has the given predicate type.
+func bundleAnnotations(predicateType string) map[string]string {
+	return map[string]string{
+		"dev.sigstore.bundle.content":      "dsse-envelope",
+		bundlePredicateAnnotation:          predicateType,
+		"org.opencontainers.image.created": "2025-03-01T12:00:00Z",
+	}
 }
 
 // signB64 is a cosign signature annotation: base64 of the ECDSA signature over SHA-256(b).
@@ -178,14 +196,7 @@ func TestBundleVerify(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					// Each case has a repository of its own, so that only its bundle refers to a.
 					f := setupIn(t, host, strings.ReplaceAll(tc.name, " ", "-"))
-					b := tc.raw
-					if b == nil {
-						signer := k
-						if tc.key != nil {
-							signer = tc.key
-						}
-						b = makeBundle(t, signer, tc.spec(f))
-					}
+					b := caseBundle(t, f, tc.raw, tc.spec, k, tc.key)
 					m := pushBundle(t, f.repo, f.a, b)
 					vs, err := Verify(ctx, f.repo, f.a, pubs(k), 1)
 					if tc.want != "" {
@@ -215,23 +226,17 @@ func TestBundleVerify(t *testing.T) {
 	}
 }
 
-// setupIn is setup in a repository of its own on host.
-func setupIn(t *testing.T, host, repo string) fixture {
+// caseBundle is the bundle a table case pushes: raw as it is, or the one spec describes,
+// signed by signer when there is one and by k otherwise.
+func caseBundle(t *testing.T, f fixture, raw []byte, spec func(f fixture) bundleSpec, k, signer *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	r, err := name.NewRepository(host + "/" + repo)
-	if err != nil {
-		t.Fatal(err)
+	if raw != nil {
+		return raw
 	}
-	push := func(tag, body string) v1.Hash {
-		img := testutil.Image(t, testutil.Layer(t, testutil.File("f", body)))
-		testutil.Push(t, r.Tag(tag).String(), img)
-		d, err := img.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+	if signer == nil {
+		signer = k
 	}
-	return fixture{host: host, repo: r, a: push("a", "a"), b: push("b", "b")}
+	return makeBundle(t, signer, spec(f))
 }
 
 func TestParseBundle(t *testing.T) {
@@ -273,7 +278,7 @@ func TestParseBundle(t *testing.T) {
 		}},
 		{name: "signature as a number", edit: func(b map[string]any) { env(b)["signatures"] = []any{map[string]any{"sig": 5}} }},
 		{name: "unknown key", edit: func(b map[string]any) { b["extra"] = true }},
-		{name: "unknown key in the envelope", edit: func(b map[string]any) { env(b)["payload_type"] = bundlePayloadType }},
+		{name: "unknown key in the envelope", edit: func(b map[string]any) { env(b)["payload_type"] = intoto.PayloadType }},
 		{name: "a key in another case", text: func(s string) string { return strings.Replace(s, `"dsseEnvelope"`, `"DsseEnvelope"`, 1) }},
 		{name: "a snake_case key", text: func(s string) string {
 			return strings.Replace(s, `"verificationMaterial"`, `"verification_material"`, 1)
@@ -297,7 +302,7 @@ func TestParseBundle(t *testing.T) {
 			if tc.text != nil {
 				raw = []byte(tc.text(string(raw)))
 			}
-			_, err = parseBundle(raw)
+			_, err = parseBundle(raw, MaxBundleSize)
 			if (err == nil) != tc.ok {
 				t.Fatalf("got %v, want ok %v", err, tc.ok)
 			}
@@ -356,10 +361,6 @@ func TestBundleKeyHint(t *testing.T) {
 	if err != nil || len(raw) != sha256.Size {
 		t.Fatalf("hint %q", hint)
 	}
-	// The DSSE pre-authentication encoding of the spec's example.
-	if got := string(bundlePAE("http://example.com/HelloWorld", []byte("hello world"))); got != "DSSEv1 29 http://example.com/HelloWorld 11 hello world" {
-		t.Fatalf("PAE %q", got)
-	}
 }
 
 func FuzzParseBundle(f *testing.F) {
@@ -368,29 +369,41 @@ func FuzzParseBundle(f *testing.F) {
 		f.Fatal(err)
 	}
 	d, _ := v1.NewHash(testDigest)
+	// cosign attest --new-bundle-format: an in-toto v0.1 statement of another predicate type.
+	attestation := []byte(`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v1",` +
+		`"subject":[{"name":"r","digest":{"sha256":"` + d.Hex + `"}}],"predicate":{"buildDefinition":{}}}`)
 	for _, s := range []bundleSpec{
 		{digest: d},
 		{digest: d, message: true},
 		{digest: d, keyless: true, tlog: true},
 		{digest: d, annotations: map[string]string{"a": "b"}, tlog: true},
+		{digest: d, predicate: PredicateTypeSLSA1},
+		{statement: attestation},
 	} {
 		f.Add(makeBundle(f, k, s))
 	}
 	keys := []trustedKey{{pub: &k.PublicKey, fingerprint: "k"}}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := parseBundle(b)
+		s, err := parseBundle(b, MaxAttestationSize)
 		if err != nil {
 			if !errors.Is(err, errMalformedBundle) {
 				t.Fatalf("undocumented error: %v", err)
 			}
 			return
 		}
-		if (s.message == nil) == (s.envelope == nil) {
-			t.Fatal("a bundle parsed with not exactly one content")
+		if (s.message == nil) == (s.envelope == nil) || (s.envelope != nil && len(s.envelope.Signatures) != 1) {
+			t.Fatal("a bundle parsed with not exactly one content and one signature")
 		}
 		v, reason, _ := verifyBundle(s, keys, d)
 		if reason == "" && (v.Key != "k" || v.Payload.Digest != d) {
 			t.Fatalf("verified %+v", v)
+		}
+		a, reason, why := verifyBundleAttestation(s, keys, d)
+		if (a == nil) == (reason == "") {
+			t.Fatalf("attestation %+v with reason %q", a, reason)
+		}
+		if a != nil && (a.Key != "k" || !a.Statement.HasDigest("sha256", d.Hex) || why != "") {
+			t.Fatalf("accepted %+v", a)
 		}
 	})
 }

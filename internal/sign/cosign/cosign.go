@@ -16,11 +16,16 @@
 // referrers API or, on a registry without it, from the referrers tag schema (an index tagged
 // sha256-<hex>). A key counts once towards the threshold however many places it signed in.
 //
+// Attestations (see Attest and VerifyAttestations) live in the same two kinds of place: the
+// layers of the image tagged R:sha256-<hex>.att, and sigstore bundles that refer to the image
+// (`cosign attest --new-bundle-format`), told apart from signature bundles by their
+// statement's predicate type.
+//
 // Sign writes the tag by default, since that is what `cosign verify` reads. WithReferrers
 // also, or instead, stores the signature as a referrer in the oci-1-1 shape, which `cosign
 // verify --experimental-oci11` reads; only when the registry answers the referrers API,
 // because the tag schema is a client-maintained index that any writer can race. Sign does not
-// write bundles.
+// write bundles, nor does Attest.
 //
 // This package supports ECDSA P-256 keys with SHA-256, which is what `cosign generate-key-pair`
 // makes; other keys are refused with key.ErrUnsupportedKey. No transparency log or timestamp

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,25 +39,33 @@ type fixture struct {
 	a, b v1.Hash // digests of two different images in repo
 }
 
+// setup pushes two images to the repository app on host, or on a new in-process registry
+// when host is empty.
 func setup(t *testing.T, host string) fixture {
 	t.Helper()
 	if host == "" {
 		host = testutil.Registry(t)
 	}
-	repo, err := name.NewRepository(host + "/app")
+	return setupIn(t, host, "app")
+}
+
+// setupIn is setup in the repository repo on host.
+func setupIn(t *testing.T, host, repo string) fixture {
+	t.Helper()
+	r, err := name.NewRepository(host + "/" + repo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	push := func(tag, body string) v1.Hash {
 		img := testutil.Image(t, testutil.Layer(t, testutil.File("f", body)))
-		testutil.Push(t, repo.Tag(tag).String(), img)
+		testutil.Push(t, r.Tag(tag).String(), img)
 		d, err := img.Digest()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	return fixture{host: host, repo: repo, a: push("a", "a"), b: push("b", "b")}
+	return fixture{host: host, repo: r, a: push("a", "a"), b: push("b", "b")}
 }
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {
@@ -356,6 +365,60 @@ func serve(t *testing.T, wrap func(next http.Handler) http.Handler) string {
 	return u.Host
 }
 
+// failWhen is a registry wrapper that answers 500 to the requests that match while on is set.
+func failWhen(on *atomic.Bool, match func(r *http.Request) bool) func(next http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if on.Load() && match(r) {
+				http.Error(w, "boom", http.StatusInternalServerError)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// hangWhen is a registry wrapper that, while on is set, holds the requests that match until
+// the client gives up or the test ends.
+func hangWhen(t *testing.T, on *atomic.Bool, match func(r *http.Request) bool) func(next http.Handler) http.Handler {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if on.Load() && match(r) {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// corruptBlobs is a registry wrapper that, while on is set, serves every blob that contains
+// marker with its first old replaced by repl, so that it no longer matches its digest.
+func corruptBlobs(on *atomic.Bool, marker, old, repl string) func(next http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !on.Load() || r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			body := rec.Body.String()
+			if strings.Contains(body, marker) {
+				body = strings.Replace(body, old, repl, 1)
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			io.WriteString(w, body)
+		})
+	}
+}
+
 func isSigManifest(r *http.Request) bool {
 	return strings.Contains(r.URL.Path, "/manifests/sha256-") && strings.HasSuffix(r.URL.Path, ".sig")
 }
@@ -366,16 +429,7 @@ func TestRegistryFailures(t *testing.T) {
 
 	t.Run("500", func(t *testing.T) {
 		var broken atomic.Bool
-		host := serve(t, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if broken.Load() && isSigManifest(r) {
-					http.Error(w, "boom", http.StatusInternalServerError)
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		f := setup(t, serve(t, failWhen(&broken, isSigManifest)))
 		if _, err := Sign(context.Background(), f.repo, f.a, nil, k); err != nil {
 			t.Fatal(err)
 		}
@@ -392,21 +446,7 @@ func TestRegistryFailures(t *testing.T) {
 
 	t.Run("hangs", func(t *testing.T) {
 		var hang atomic.Bool
-		release := make(chan struct{})
-		t.Cleanup(func() { close(release) })
-		host := serve(t, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if hang.Load() && isSigManifest(r) {
-					select {
-					case <-r.Context().Done():
-					case <-release:
-					}
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		f := setup(t, serve(t, hangWhen(t, &hang, isSigManifest)))
 		if _, err := Sign(context.Background(), f.repo, f.a, nil, k); err != nil {
 			t.Fatal(err)
 		}
@@ -425,26 +465,7 @@ func TestRegistryFailures(t *testing.T) {
 
 	t.Run("blob does not match its digest", func(t *testing.T) {
 		var corrupt atomic.Bool
-		host := serve(t, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if corrupt.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-					rec := httptest.NewRecorder()
-					next.ServeHTTP(rec, r)
-					body := rec.Body.Bytes()
-					if strings.Contains(string(body), PayloadType) {
-						body = []byte(strings.Replace(string(body), "sha256:", "sha256;", 1))
-					}
-					for k, v := range rec.Header() {
-						w.Header()[k] = v
-					}
-					w.WriteHeader(rec.Code)
-					w.Write(body)
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		f := setup(t, serve(t, corruptBlobs(&corrupt, PayloadType, "sha256:", "sha256;")))
 		if _, err := Sign(context.Background(), f.repo, f.a, nil, k); err != nil {
 			t.Fatal(err)
 		}

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/moatsec/moat/internal/sign/strictjson"
 )
 
 // PayloadType is the value of critical.type in a cosign image signature payload.
@@ -18,7 +19,8 @@ const PayloadType = "cosign container image signature"
 // annotations; anything larger is refused before it is downloaded.
 const MaxPayloadSize = 128 << 10
 
-// maxJSONDepth bounds nesting while the payload is checked for duplicate keys.
+// maxJSONDepth bounds nesting in signature payloads, bundles and referrer documents, which
+// strictjson.Check checks before they are decoded.
 const maxJSONDepth = 16
 
 // ErrMalformedPayload is wrapped by every ParsePayload error.
@@ -93,7 +95,7 @@ func ParsePayload(b []byte) (*Payload, error) {
 	if len(b) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMalformedPayload, len(b), MaxPayloadSize)
 	}
-	if err := checkJSONShape(b); err != nil {
+	if err := strictjson.Check(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedPayload, err)
 	}
 	var s simpleSigning
@@ -133,79 +135,4 @@ func checkDigest(s string) error {
 		return fmt.Errorf("%w: digest %q is not sha256:<64 lowercase hex>", ErrMalformedPayload, s)
 	}
 	return nil
-}
-
-// checkJSONShape walks the token stream: exactly one value, nesting at most maxJSONDepth, and
-// no object with a key twice. encoding/json keeps the last duplicate where other parsers keep
-// the first, so a duplicate key could make two verifiers read two different claims.
-func checkJSONShape(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var stack []*jsonFrame
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		var top *jsonFrame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top == nil {
-			values++
-			if values > 1 {
-				return errors.New("more than one JSON value")
-			}
-		}
-		if top != nil && top.object && top.expect {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				markValue(stack)
-				continue
-			}
-			k, ok := tok.(string)
-			if !ok {
-				return errors.New("object key is not a string")
-			}
-			if top.keys[k] {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			top.keys[k] = true
-			top.expect = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= maxJSONDepth {
-				return errors.New("JSON nested too deeply")
-			}
-			stack = append(stack, &jsonFrame{object: tok == json.Delim('{'), keys: map[string]bool{}, expect: true})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			markValue(stack)
-		default:
-			markValue(stack)
-		}
-	}
-	if values != 1 {
-		return errors.New("no JSON value")
-	}
-	return nil
-}
-
-type jsonFrame struct {
-	object bool
-	keys   map[string]bool
-	expect bool // in an object: the next token is a key or the closing brace
-}
-
-// markValue records that a value was read: in an object, a key comes next.
-func markValue(stack []*jsonFrame) {
-	if n := len(stack); n > 0 && stack[n-1].object {
-		stack[n-1].expect = true
-	}
 }

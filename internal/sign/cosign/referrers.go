@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/moatsec/moat/internal/sign/strictjson"
 )
 
 // OCI 1.1 referrers, as cosign v2.6 uses them (pkg/oci/remote/write.go in sigstore/cosign).
@@ -28,7 +30,10 @@ import (
 // the bundle (media type BundleMediaType), "subject" the image, and the annotations
 // dev.sigstore.bundle.content "dsse-envelope", dev.sigstore.bundle.predicateType
 // SignPredicateType and org.opencontainers.image.created. `cosign attest` stores attestations
-// the same way, so a bundle is a signature only if its statement's predicate type says so.
+// the same way (`cosign attest --new-bundle-format`, the default in cosign v3), with the
+// attestation's predicate type in the annotation, so a bundle is a signature only if its
+// statement's predicate type says so. The annotation is not signed: it only saves reading
+// what is listed as the other kind.
 //
 // On a registry without the referrers API, go-containerregistry (which cosign and moat use)
 // keeps the list in an OCI index tagged sha256-<hex> (the referrers tag schema) when it
@@ -93,7 +98,7 @@ func parseReferrerIndex(b []byte) ([]v1.Descriptor, error) {
 	if len(b) > maxReferrerDocument {
 		return nil, fmt.Errorf("%w: index of %d bytes, more than %d", errMalformedReferrer, len(b), maxReferrerDocument)
 	}
-	if err := checkJSONShape(b); err != nil {
+	if err := strictjson.Check(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformedReferrer, err)
 	}
 	var idx referrerIndex
@@ -117,6 +122,8 @@ type referrerManifest struct {
 	Config        v1.Descriptor   `json:"config"`
 	Layers        []v1.Descriptor `json:"layers"`
 	Subject       *v1.Descriptor  `json:"subject"`
+	// Annotations are unsigned; only bundlePredicateAnnotation is read.
+	Annotations map[string]string `json:"annotations"`
 }
 
 // parseReferrerManifest reads a referrer manifest as parseReferrerIndex reads the index. It
@@ -125,7 +132,7 @@ func parseReferrerManifest(b []byte) (*referrerManifest, error) {
 	if len(b) > maxReferrerDocument {
 		return nil, fmt.Errorf("%w: manifest of %d bytes, more than %d", errMalformedReferrer, len(b), maxReferrerDocument)
 	}
-	if err := checkJSONShape(b); err != nil {
+	if err := strictjson.Check(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformedReferrer, err)
 	}
 	var m referrerManifest
@@ -159,61 +166,78 @@ func (m *referrerManifest) kind() Source {
 	return ""
 }
 
-// mayBeSignature says whether a referrers index entry could be a signature, so that other
-// artifacts are not fetched. Registries report the manifest's artifactType, or its config
-// media type when it has none; the in-process registry and go-containerregistry's tag schema
-// report the config media type only, which for a bundle is the empty descriptor's. An entry
-// whose (unsigned) predicate annotation names another predicate is an attestation: skipping
-// it can only hide a signature, which anyone who can write the list could do anyway.
-func mayBeSignature(d v1.Descriptor) bool {
-	if d.MediaType != types.OCIManifestSchema1 {
-		return false
-	}
-	if p, ok := d.Annotations[bundlePredicateAnnotation]; ok && p != SignPredicateType {
+// mayHold says whether a referrers index entry could hold a signature (k KindSignature) or an
+// attestation (KindAttestation), so that other artifacts are not fetched. Registries report
+// the manifest's artifactType, or its config media type when it has none; the in-process
+// registry and go-containerregistry's tag schema report the config media type only, which
+// for a bundle is the empty descriptor's. Only bundles hold attestations.
+func mayHold(k Kind, d v1.Descriptor) bool {
+	if d.MediaType != types.OCIManifestSchema1 || !predicateMayBe(k, d.Annotations) {
 		return false
 	}
 	switch d.ArtifactType {
-	case SignatureArtifactType, BundleMediaType, bundleMediaTypeParam, ociEmptyMediaType, "":
+	case BundleMediaType, bundleMediaTypeParam, ociEmptyMediaType, "":
 		return true
+	case SignatureArtifactType:
+		return k == KindSignature
 	}
 	return false
 }
 
-// referrers checks the signatures among the referrers of the digest. A registry without the
-// referrers API answers 404 (or 400, 406) and go-containerregistry reads the tag schema
-// instead; no index there means no referrers. Any other registry failure is an error.
-func (v *verifier) referrers() error {
-	d := v.repo.Digest(v.digest.String())
-	idx, err := remote.Referrers(d, v.remote...)
+// predicateMayBe says whether a bundle with these (unsigned) annotations, of a referrers
+// index entry or of the manifest, could be of kind k: an entry whose predicate annotation
+// names the sign predicate is a signature, any other is an attestation. Skipping one by its
+// annotation can only hide it, which anyone who can write the list could do anyway.
+func predicateMayBe(k Kind, annotations map[string]string) bool {
+	p, ok := annotations[bundlePredicateAnnotation]
+	return !ok || (p == SignPredicateType) == (k == KindSignature)
+}
+
+// listReferrers returns the referrers index of d. A registry without the referrers API
+// answers 404 (or 400, 406) and go-containerregistry reads the tag schema instead; no index
+// there means no referrers. Any other registry failure is an error.
+func listReferrers(d name.Digest, opts []remote.Option) ([]v1.Descriptor, error) {
+	idx, err := remote.Referrers(d, opts...)
 	if err != nil {
-		return fmt.Errorf("listing referrers of %s: %w", d, err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", d, err)
 	}
 	raw, err := idx.RawManifest()
 	if err != nil {
-		return fmt.Errorf("listing referrers of %s: %w", d, err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", d, err)
 	}
 	descs, err := parseReferrerIndex(raw)
 	if err != nil {
 		// The registry, or whoever wrote the tag sha256-<hex>, answered with something that is
 		// not a referrers list. That cannot be classified, so it denies as an error.
-		return fmt.Errorf("listing referrers of %s: %w", d, err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", d, err)
+	}
+	return descs, nil
+}
+
+// referrers checks what the referrers of the digest hold of v.kind: cosign signature
+// manifests and signature bundles, or attestation bundles. It returns an error only when the
+// registry fails; every verdict is recorded.
+func (v *verifier) referrers() error {
+	descs, err := listReferrers(v.repo.Digest(v.digest.String()), v.remote)
+	if err != nil {
+		return err
 	}
 	var candidates []v1.Descriptor
 	for _, desc := range descs {
-		if mayBeSignature(desc) {
+		if mayHold(v.kind, desc) {
 			candidates = append(candidates, desc)
 		}
 	}
 	if len(candidates) > MaxReferrers {
-		v.tooMany(SourceReferrer, fmt.Sprintf("%d referrers, at most %d are read", len(candidates), MaxReferrers))
+		v.overflow(SourceReferrer, fmt.Sprintf("%d referrers, at most %d are read", len(candidates), MaxReferrers))
 		return nil
 	}
-	type signatures struct {
+	type layers struct {
 		kind     Source
 		manifest v1.Hash
 		layers   []v1.Descriptor
 	}
-	var found []signatures
+	var found []layers
 	total := 0
 	for _, desc := range candidates {
 		ref := v.repo.Digest(desc.Digest.String())
@@ -238,25 +262,36 @@ func (v *verifier) referrers() error {
 		}
 		m, err := parseReferrerManifest(got.Manifest)
 		if err != nil {
-			fail(SourceReferrer, ReasonMalformedReferrer, err.Error())
+			fail(SourceReferrer, ReasonMalformedReferrer, errDetail(err, errMalformedReferrer))
 			continue
 		}
 		kind := m.kind()
-		if kind == "" {
+		switch {
+		case kind == "",
+			kind == SourceReferrer && v.kind != KindSignature,
+			kind == SourceBundle && !predicateMayBe(v.kind, m.Annotations):
 			continue
 		}
 		if m.Subject.Digest != v.digest {
 			// go-containerregistry's tag schema is written by clients: an entry can name a
 			// manifest that refers to another image.
 			v.found++
-			fail(kind, ReasonDigestMismatch, "refers to "+m.Subject.Digest.String())
+			r := ReasonDigestMismatch
+			if v.kind == KindAttestation {
+				r = ReasonSubjectMismatch
+			}
+			fail(kind, r, "refers to "+m.Subject.Digest.String())
 			continue
 		}
 		total += len(m.Layers)
-		found = append(found, signatures{kind, desc.Digest, m.Layers})
+		found = append(found, layers{kind, desc.Digest, m.Layers})
 	}
-	if total > MaxSignatures {
-		v.tooMany(SourceReferrer, fmt.Sprintf("%d signatures in referrers, at most %d are read", total, MaxSignatures))
+	limit := MaxSignatures
+	if v.kind == KindAttestation {
+		limit = MaxAttestations
+	}
+	if total > limit {
+		v.overflow(SourceReferrer, fmt.Sprintf("%d %ss in referrers, at most %d are read", total, v.kind, limit))
 		return nil
 	}
 	for _, s := range found {
@@ -269,7 +304,7 @@ func (v *verifier) referrers() error {
 				err = v.bundle(s.manifest, i, desc)
 			}
 			if err != nil {
-				return fmt.Errorf("reading signature %s of referrer %s: %w", desc.Digest, s.manifest, err)
+				return fmt.Errorf("reading %s %s of referrer %s: %w", v.kind, desc.Digest, s.manifest, err)
 			}
 		}
 	}
@@ -296,11 +331,24 @@ func (v *verifier) bundle(manifest v1.Hash, i int, desc v1.Descriptor) error {
 		fail(ReasonMalformedReferrer, "layer media type "+mt)
 		return nil
 	}
-	if desc.Size < 0 || desc.Size > MaxBundleSize {
-		fail(ReasonPayloadTooLarge, fmt.Sprintf("%d bytes", desc.Size))
+	// An attestation bundle carries the predicate (an SBOM, a scan), so it is bounded as an
+	// attestation layer is, and counts towards the bytes read for the digest.
+	limit := int64(MaxBundleSize)
+	if v.kind == KindAttestation {
+		limit = MaxAttestationSize
+	}
+	if desc.Size < 0 || desc.Size > limit {
+		fail(ReasonPayloadTooLarge, fmt.Sprintf("%d bytes, more than %d", desc.Size, limit))
 		return nil
 	}
-	b, err := v.readLayer(desc, MaxBundleSize)
+	if v.kind == KindAttestation {
+		if desc.Size > v.budget {
+			fail(ReasonPayloadTooLarge, fmt.Sprintf("past the %d bytes read for one digest", int64(MaxAttestationBytes)))
+			return nil
+		}
+		v.budget -= desc.Size
+	}
+	b, err := v.readLayer(desc, desc.Size)
 	if err != nil {
 		if errors.Is(err, errDigest) {
 			fail(ReasonPayloadDigest, err.Error())
@@ -308,9 +356,23 @@ func (v *verifier) bundle(manifest v1.Hash, i int, desc v1.Descriptor) error {
 		}
 		return err
 	}
-	s, err := parseBundle(b)
+	s, err := parseBundle(b, int(limit))
 	if err != nil {
-		fail(ReasonMalformedBundle, err.Error())
+		fail(ReasonMalformedBundle, errDetail(err, errMalformedBundle))
+		return nil
+	}
+	if v.kind == KindAttestation {
+		a, reason, detail := verifyBundleAttestation(s, v.keys, v.digest)
+		if reason != "" {
+			fail(reason, detail)
+			return nil
+		}
+		if a.PredicateType == SignPredicateType {
+			// A signature whose annotation did not say so: Verify's business.
+			return nil
+		}
+		a.Source, a.Manifest, a.Index, a.Layer = SourceBundle, manifest, i, desc.Digest
+		v.attestations = append(v.attestations, *a)
 		return nil
 	}
 	ok, reason, detail := verifyBundle(s, v.keys, v.digest)
@@ -319,7 +381,7 @@ func (v *verifier) bundle(manifest v1.Hash, i int, desc v1.Descriptor) error {
 		return nil
 	}
 	ok.Source, ok.Manifest, ok.Layer = SourceBundle, manifest, desc.Digest
-	v.ok = append(v.ok, ok)
+	v.signatures = append(v.signatures, ok)
 	return nil
 }
 

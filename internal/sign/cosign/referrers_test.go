@@ -39,10 +39,10 @@ func refRegistry(t *testing.T, api bool, wrap func(next http.Handler) http.Handl
 }
 
 // pushReferrer puts a manifest that refers to subject, with the given artifactType (omitted
-// when empty), config media type and layers, as cosign's WriteReferrer does: the blobs
-// first, then the manifest by digest. go-containerregistry updates the tag schema index when
-// the registry has no referrers API.
-func pushReferrer(t *testing.T, repo name.Repository, subject v1.Hash, artifactType, configType string, layers []v1.Layer, layerAnn []map[string]string) v1.Hash {
+// when empty), config media type, layers and manifest annotations, as cosign's WriteReferrer
+// does: the blobs first, then the manifest by digest. go-containerregistry updates the tag
+// schema index when the registry has no referrers API.
+func pushReferrer(t *testing.T, repo name.Repository, subject v1.Hash, artifactType, configType string, layers []v1.Layer, layerAnn []map[string]string, ann map[string]string) v1.Hash {
 	t.Helper()
 	cfg := static.NewLayer([]byte("{}"), types.MediaType(configType))
 	m := map[string]any{
@@ -53,8 +53,8 @@ func pushReferrer(t *testing.T, repo name.Repository, subject v1.Hash, artifactT
 	if artifactType != "" {
 		m["artifactType"] = artifactType
 	}
-	if artifactType == BundleMediaType {
-		m["annotations"] = map[string]string{"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": SignPredicateType}
+	if ann != nil {
+		m["annotations"] = ann
 	}
 	var ls []map[string]any
 	for i, l := range append([]v1.Layer{cfg}, layers...) {
@@ -223,7 +223,7 @@ func TestReferrersTagSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := static.NewLayer(payload, SimpleSigningMediaType)
-	h := pushReferrer(t, f.repo, f.a, "", SignatureArtifactType, []v1.Layer{l}, []map[string]string{{SignatureAnnotation: signB64(t, k, payload)}})
+	h := pushReferrer(t, f.repo, f.a, "", SignatureArtifactType, []v1.Layer{l}, []map[string]string{{SignatureAnnotation: signB64(t, k, payload)}}, nil)
 	if _, err := remote.Head(f.repo.Tag("sha256-" + f.a.Hex)); err != nil {
 		t.Fatalf("no tag schema index: %v", err)
 	}
@@ -236,7 +236,7 @@ func TestReferrersTagSchema(t *testing.T) {
 	}
 
 	// An entry of that index can name a manifest that refers to another image.
-	other := pushReferrer(t, f.repo, f.b, "", SignatureArtifactType, []v1.Layer{l}, []map[string]string{{SignatureAnnotation: signB64(t, k, payload)}})
+	other := pushReferrer(t, f.repo, f.b, "", SignatureArtifactType, []v1.Layer{l}, []map[string]string{{SignatureAnnotation: signB64(t, k, payload)}}, nil)
 	idxTag := f.repo.Tag("sha256-" + f.a.Hex)
 	desc, err := remote.Get(idxTag)
 	if err != nil {
@@ -304,32 +304,40 @@ func TestThresholdAcrossPlaces(t *testing.T) {
 	verdict(t, f, f.a, all, 4)
 }
 
+func isReferrersCall(r *http.Request) bool { return strings.Contains(r.URL.Path, "/referrers/") }
+
+// isTagSchemaCall matches the requests for the referrers tag schema (an index tagged
+// sha256-<hex>) but not for the .sig and .att tags.
+func isTagSchemaCall(r *http.Request) bool {
+	return strings.Contains(r.URL.Path, "/manifests/sha256-") && !strings.HasSuffix(r.URL.Path, ".sig") && !strings.HasSuffix(r.URL.Path, ".att")
+}
+
+func isReferrerManifest(r *http.Request) bool {
+	return strings.Contains(r.URL.Path, "/manifests/sha256:")
+}
+
+// registryFailure is a registry, with or without the referrers API, whose answers to the
+// requests that match fail.
+type registryFailure struct {
+	name  string
+	api   bool
+	match func(r *http.Request) bool
+}
+
+// referrerFailures break, in turn, each request that reading referrers makes.
+var referrerFailures = []registryFailure{
+	{"referrers API answers 500", true, isReferrersCall},
+	{"tag schema answers 500", false, isTagSchemaCall},
+	{"referrer manifest answers 500", true, isReferrerManifest},
+}
+
 func TestReferrersRegistryFailures(t *testing.T) {
 	noRetry := WithRemoteOptions(remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
 	k := newKey(t)
-	for _, tc := range []struct {
-		name  string
-		api   bool
-		match func(r *http.Request) bool
-	}{
-		{"referrers API answers 500", true, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/referrers/") }},
-		{"tag schema answers 500", false, func(r *http.Request) bool {
-			return strings.Contains(r.URL.Path, "/manifests/sha256-") && !strings.HasSuffix(r.URL.Path, ".sig")
-		}},
-		{"referrer manifest answers 500", true, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/manifests/sha256:") }},
-	} {
+	for _, tc := range referrerFailures {
 		t.Run(tc.name, func(t *testing.T) {
 			var broken atomic.Bool
-			host := refRegistry(t, tc.api, func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if broken.Load() && tc.match(r) {
-						http.Error(w, "boom", http.StatusInternalServerError)
-						return
-					}
-					next.ServeHTTP(w, r)
-				})
-			})
-			f := setup(t, host)
+			f := setup(t, refRegistry(t, tc.api, failWhen(&broken, tc.match)))
 			if _, err := Sign(context.Background(), f.repo, f.a, nil, k); err != nil {
 				t.Fatal(err)
 			}
@@ -355,21 +363,9 @@ func TestReferrersRegistryFailures(t *testing.T) {
 	}
 
 	t.Run("referrers API hangs", func(t *testing.T) {
-		release := make(chan struct{})
-		t.Cleanup(func() { close(release) })
-		host := refRegistry(t, true, func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if strings.Contains(r.URL.Path, "/referrers/") {
-					select {
-					case <-r.Context().Done():
-					case <-release:
-					}
-					return
-				}
-				next.ServeHTTP(w, r)
-			})
-		})
-		f := setup(t, host)
+		var hang atomic.Bool
+		hang.Store(true)
+		f := setup(t, refRegistry(t, true, hangWhen(t, &hang, isReferrersCall)))
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		if _, err := Verify(ctx, f.repo, f.a, pubs(k), 1, noRetry); !errors.Is(err, context.DeadlineExceeded) {
@@ -400,7 +396,7 @@ func TestTooManyReferrers(t *testing.T) {
 	k := newKey(t)
 	bogus := func(i int) {
 		l := static.NewLayer([]byte(fmt.Sprintf("{%q:%d}", "n", i)), BundleMediaType)
-		pushReferrer(t, f.repo, f.a, BundleMediaType, ociEmptyMediaType, []v1.Layer{l}, nil)
+		pushReferrer(t, f.repo, f.a, BundleMediaType, ociEmptyMediaType, []v1.Layer{l}, nil, bundleAnnotations(SignPredicateType))
 	}
 	for i := 0; i < MaxReferrers; i++ {
 		bogus(i)
@@ -408,7 +404,7 @@ func TestTooManyReferrers(t *testing.T) {
 	// Artifacts that are not signatures are neither fetched nor counted.
 	for i := 0; i < 3; i++ {
 		l := static.NewLayer([]byte(fmt.Sprintf("{%q:%d}", "sbom", i)), "application/spdx+json")
-		pushReferrer(t, f.repo, f.a, "", "application/vnd.example.sbom", []v1.Layer{l}, nil)
+		pushReferrer(t, f.repo, f.a, "", "application/vnd.example.sbom", []v1.Layer{l}, nil, nil)
 	}
 	ve := verdict(t, f, f.a, pubs(k), 1)
 	if ve.Reason != ReasonThreshold || len(ve.Failures) != MaxReferrers || ve.Failures[0].Reason != ReasonMalformedBundle {
@@ -454,28 +450,33 @@ func TestParseReferrerDocuments(t *testing.T) {
 	}
 }
 
-func TestMayBeSignature(t *testing.T) {
+func TestMayHold(t *testing.T) {
 	d, _ := v1.NewHash(testDigest)
+	attestationAnn := map[string]string{bundlePredicateAnnotation: "https://slsa.dev/provenance/v1"}
 	for _, tc := range []struct {
-		name string
-		desc v1.Descriptor
-		want bool
+		name             string
+		desc             v1.Descriptor
+		sig, attestation bool
 	}{
-		{"cosign signature", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: SignatureArtifactType}, true},
-		{"bundle", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType}, true},
-		{"bundle listed by its config", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: ociEmptyMediaType}, true},
-		{"no artifact type", v1.Descriptor{MediaType: types.OCIManifestSchema1}, true},
+		{"cosign signature", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: SignatureArtifactType}, true, false},
+		{"bundle", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType}, true, true},
+		{"bundle listed by its config", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: ociEmptyMediaType}, true, true},
+		{"no artifact type", v1.Descriptor{MediaType: types.OCIManifestSchema1}, true, true},
 		{"signature bundle by its annotation", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType,
-			Annotations: map[string]string{bundlePredicateAnnotation: SignPredicateType}}, true},
-		{"attestation bundle", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType,
-			Annotations: map[string]string{bundlePredicateAnnotation: "https://slsa.dev/provenance/v1"}}, false},
-		{"cosign attestation", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: "application/vnd.in-toto+json"}, false},
-		{"SBOM", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: "application/spdx+json"}, false},
-		{"an index", v1.Descriptor{MediaType: types.OCIImageIndex, ArtifactType: SignatureArtifactType}, false},
+			Annotations: map[string]string{bundlePredicateAnnotation: SignPredicateType}}, true, false},
+		{"attestation bundle", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType, Annotations: attestationAnn}, false, true},
+		{"attestation bundle listed by its config", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: ociEmptyMediaType, Annotations: attestationAnn}, false, true},
+		{"cosign attestation", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: "application/vnd.in-toto+json"}, false, false},
+		{"SBOM", v1.Descriptor{MediaType: types.OCIManifestSchema1, ArtifactType: "application/spdx+json"}, false, false},
+		{"an index", v1.Descriptor{MediaType: types.OCIImageIndex, ArtifactType: SignatureArtifactType}, false, false},
+		{"an index of bundles", v1.Descriptor{MediaType: types.OCIImageIndex, ArtifactType: BundleMediaType}, false, false},
 	} {
 		tc.desc.Digest = d
-		if got := mayBeSignature(tc.desc); got != tc.want {
-			t.Errorf("%s: got %v", tc.name, got)
+		if got := mayHold(KindSignature, tc.desc); got != tc.sig {
+			t.Errorf("%s: may hold a signature: %v", tc.name, got)
+		}
+		if got := mayHold(KindAttestation, tc.desc); got != tc.attestation {
+			t.Errorf("%s: may hold an attestation: %v", tc.name, got)
 		}
 	}
 }
@@ -492,7 +493,8 @@ func FuzzParseReferrerIndex(f *testing.F) {
 			return
 		}
 		for _, d := range descs {
-			mayBeSignature(d)
+			mayHold(KindSignature, d)
+			mayHold(KindAttestation, d)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,10 +34,13 @@ const (
 	ReasonMediaType Reason = "layer is not a simple-signing payload"
 	// ReasonMissingSignature: the layer has no signature annotation.
 	ReasonMissingSignature Reason = "signature annotation missing"
-	// ReasonMalformedSignature: the annotation is not base64 of a DER ECDSA signature
-	// (a truncated signature lands here).
-	ReasonMalformedSignature Reason = "signature annotation is malformed"
-	// ReasonPayloadTooLarge: the layer is larger than MaxPayloadSize.
+	// ReasonMalformedSignature: the signature (in the layer annotation, the DSSE envelope or
+	// the bundle) is not a DER ECDSA signature, or the annotation is not base64. A truncated
+	// signature lands here.
+	ReasonMalformedSignature Reason = "signature is malformed"
+	// ReasonPayloadTooLarge: the layer is larger than its bound (MaxPayloadSize for a
+	// signature, MaxBundleSize for a signature bundle, MaxAttestationSize for an attestation),
+	// or past MaxAttestationBytes.
 	ReasonPayloadTooLarge Reason = "payload too large"
 	// ReasonPayloadDigest: the blob the registry served does not match the layer digest.
 	ReasonPayloadDigest Reason = "payload does not match its layer digest"
@@ -69,19 +73,32 @@ const (
 	ReasonNotSignature Reason = "bundle is not an image signature"
 )
 
-// Source says where a signature was found.
+// Source says where a signature or an attestation was found.
 type Source string
 
-// The places Verify looks, in the order it looks.
+// The places Verify and VerifyAttestations look, in the order they look.
 const (
 	// SourceReferrer: a cosign signature manifest (artifactType SignatureArtifactType) that
-	// refers to the image through the OCI 1.1 referrers API or its tag schema.
+	// refers to the image through the OCI 1.1 referrers API or its tag schema. It holds
+	// signatures only.
 	SourceReferrer Source = "referrer"
 	// SourceBundle: a sigstore bundle (artifactType BundleMediaType) that refers to the image,
-	// as cosign --new-bundle-format stores it.
+	// as cosign --new-bundle-format stores signatures and attestations.
 	SourceBundle Source = "bundle"
-	// SourceTag: a layer of the image tagged repo:sha256-<hex>.sig.
+	// SourceTag: a layer of the image tagged repo:sha256-<hex>.sig (signatures) or
+	// repo:sha256-<hex>.att (attestations).
 	SourceTag Source = "tag"
+)
+
+// Kind says what is being verified, signatures or attestations, and so what a Failure is
+// about.
+type Kind string
+
+const (
+	// KindSignature: an image signature, as Verify checks them.
+	KindSignature Kind = "signature"
+	// KindAttestation: an attestation, as VerifyAttestations checks them.
+	KindAttestation Kind = "attestation"
 )
 
 // Verified is one signature that passed every check.
@@ -100,10 +117,13 @@ type Verified struct {
 	Payload Payload
 }
 
-// Failure is one signature that did not pass, and why.
+// Failure is one signature or attestation that did not pass, and why.
 type Failure struct {
-	// Source and Manifest say where the signature was (see Verified); Index is the layer's
-	// position in that manifest, or -1 for the manifest as a whole.
+	// Kind is what failed: KindSignature (from Verify) or KindAttestation (from
+	// VerifyAttestations). The zero value reads as KindSignature.
+	Kind Kind
+	// Source and Manifest say where it was (see Verified); Index is the layer's position in
+	// that manifest or tag, or -1 for the manifest, the tag or the referrers as a whole.
 	Source   Source
 	Manifest v1.Hash
 	Index    int
@@ -113,16 +133,36 @@ type Failure struct {
 	Detail string
 }
 
+// String says what failed, where, and why, for people: "signature 0 (sha256:ab12…): …",
+// "attestation 2 (…): …", "referrer sha256:cd34…, attestation bundle 0 (…): …",
+// "referrer sha256:cd34…: …" for a referrer manifest, "attestation tag: …" and "referrers: …"
+// for a place as a whole.
 func (f Failure) String() string {
-	var s string
-	switch f.Source {
-	case SourceReferrer, SourceBundle:
-		s = fmt.Sprintf("%s %s, ", f.Source, shortDigest(f.Manifest))
+	kind := f.Kind
+	if kind == "" {
+		kind = KindSignature
 	}
-	if f.Index < 0 {
-		s += "manifest"
-	} else {
-		s += fmt.Sprintf("signature %d (%s)", f.Index, shortDigest(f.Layer))
+	var what string
+	switch {
+	case f.Index >= 0 && f.Source == SourceBundle:
+		what = fmt.Sprintf("%s bundle %d (%s)", kind, f.Index, shortDigest(f.Layer))
+	case f.Index >= 0:
+		what = fmt.Sprintf("%s %d (%s)", kind, f.Index, shortDigest(f.Layer))
+	case f.Source == SourceTag:
+		what = string(kind) + " tag"
+	}
+	var s string
+	switch {
+	case f.Manifest != (v1.Hash{}) && what != "":
+		s = fmt.Sprintf("referrer %s, %s", shortDigest(f.Manifest), what)
+	case f.Manifest != (v1.Hash{}):
+		s = "referrer " + shortDigest(f.Manifest)
+	case what != "":
+		s = what
+	case f.Source == SourceReferrer || f.Source == SourceBundle:
+		s = "referrers"
+	default:
+		s = "manifest"
 	}
 	s += ": " + string(f.Reason)
 	if f.Detail != "" {
@@ -180,75 +220,112 @@ func Verify(ctx context.Context, repo name.Repository, digest v1.Hash, keys []cr
 	if threshold < 1 || threshold > len(keys) {
 		return nil, fmt.Errorf("verifying signatures: threshold %d out of range 1..%d", threshold, len(keys))
 	}
-	var ks []trustedKey
-	seen := map[string]bool{}
-	for _, k := range keys {
-		pub, err := checkKey(k)
-		if err != nil {
-			return nil, fmt.Errorf("verifying signatures: %w", err)
-		}
-		fp, err := key.Fingerprint(pub)
-		if err != nil {
-			return nil, err
-		}
-		if seen[fp] {
-			// The same key twice would count twice towards the threshold.
-			return nil, fmt.Errorf("verifying signatures: key %s given more than once", fp)
-		}
-		seen[fp] = true
-		ks = append(ks, trustedKey{pub, fp})
+	// The same key twice would count twice towards the threshold.
+	ks, err := trustedKeys("verifying signatures", keys, false)
+	if err != nil {
+		return nil, err
 	}
 	tag, err := SignatureTag(repo, digest)
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{
-		repo:   repo,
-		digest: digest,
-		keys:   ks,
-		remote: newConfig(ctx, opts).remote,
-		verr:   &VerificationError{Digest: digest, Threshold: threshold},
-	}
+	v := newVerifier(ctx, KindSignature, repo, digest, ks, opts)
 	if err := v.referrers(); err != nil {
 		return nil, err
 	}
-	if v.verr.Reason == "" {
+	if !v.tooMany {
 		if err := v.tag(tag); err != nil {
 			return nil, err
 		}
 	}
+	verr := &VerificationError{Digest: digest, Threshold: threshold, Failures: v.failures}
 	switch {
-	case v.verr.Reason != "":
+	case v.tooMany:
 		// Too many signatures in one place: nothing is verified.
+		verr.Reason = ReasonTooManySignatures
 	case v.found == 0:
-		v.verr.Reason = ReasonNoSignatures
-	case distinctKeys(v.ok) < threshold:
-		v.verr.Reason = ReasonThreshold
-		v.verr.Verified = v.ok
+		verr.Reason = ReasonNoSignatures
+	case distinctKeys(v.signatures) < threshold:
+		verr.Reason = ReasonThreshold
+		verr.Verified = v.signatures
 	default:
-		return v.ok, nil
+		return v.signatures, nil
 	}
-	return nil, v.verr
+	return nil, verr
 }
 
-// verifier collects the verdicts on every signature found for one digest.
+// trustedKeys applies the key policy to keys and fingerprints them, for the operation named
+// in errors. A key given twice is an error unless repeats are allowed, when it counts once.
+func trustedKeys(what string, keys []crypto.PublicKey, repeats bool) ([]trustedKey, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no keys given", what)
+	}
+	var ks []trustedKey
+	for _, k := range keys {
+		pub, err := checkKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		fp, err := key.Fingerprint(pub)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(ks, func(k trustedKey) bool { return k.fingerprint == fp }) {
+			if !repeats {
+				return nil, fmt.Errorf("%s: key %s given more than once", what, fp)
+			}
+			continue
+		}
+		ks = append(ks, trustedKey{pub, fp})
+	}
+	return ks, nil
+}
+
+// verifier collects the verdicts on what is stored for one digest: its signatures (Verify)
+// or its attestations (VerifyAttestations).
 type verifier struct {
 	repo   name.Repository
 	digest v1.Hash
 	keys   []trustedKey
 	remote []remote.Option
-	verr   *VerificationError
-	ok     []Verified
+	// kind is what is verified; the failures are about it.
+	kind     Kind
+	failures []Failure
+	// tooMany is set when one place holds more than is read; failures then holds only the
+	// failure that says so.
+	tooMany      bool
+	signatures   []Verified
+	attestations []VerifiedAttestation
 	// found counts the signatures examined, valid or not.
 	found int
+	// budget is how many bytes of attestations are still read.
+	budget int64
 }
 
-func (v *verifier) fail(f Failure) { v.verr.Failures = append(v.verr.Failures, f) }
+func newVerifier(ctx context.Context, kind Kind, repo name.Repository, digest v1.Hash, keys []trustedKey, opts []Option) *verifier {
+	return &verifier{
+		repo:   repo,
+		digest: digest,
+		keys:   keys,
+		remote: newConfig(ctx, opts).remote,
+		kind:   kind,
+		budget: MaxAttestationBytes,
+	}
+}
 
-// tooMany records the verdict that one place holds more signatures than are read.
-func (v *verifier) tooMany(src Source, detail string) {
-	v.verr.Reason = ReasonTooManySignatures
-	v.verr.Failures = []Failure{{Source: src, Index: -1, Reason: ReasonTooManySignatures, Detail: detail}}
+func (v *verifier) fail(f Failure) {
+	f.Kind = v.kind
+	v.failures = append(v.failures, f)
+}
+
+// overflow records the verdict that one place holds more than is read.
+func (v *verifier) overflow(src Source, detail string) {
+	r := ReasonTooManySignatures
+	if v.kind == KindAttestation {
+		r = ReasonTooManyAttestations
+	}
+	v.tooMany = true
+	v.failures = []Failure{{Kind: v.kind, Source: src, Index: -1, Reason: r, Detail: detail}}
 }
 
 // signedBy returns the fingerprint of the first of keys whose ECDSA signature over the
@@ -276,11 +353,11 @@ func (v *verifier) tag(tag name.Tag) error {
 		return fmt.Errorf("reading signatures at %s: %w", tag, err)
 	}
 	if len(m.Layers) > MaxSignatures {
-		v.tooMany(SourceTag, fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxSignatures))
+		v.overflow(SourceTag, fmt.Sprintf("%d layers, at most %d are read", len(m.Layers), MaxSignatures))
 		return nil
 	}
 	for i, desc := range m.Layers {
-		read := func() ([]byte, error) { return readPayload(img, desc.Digest) }
+		read := func() ([]byte, error) { return imageBlob(img, desc.Digest, MaxPayloadSize) }
 		if err := v.simpleSigning(SourceTag, v1.Hash{}, i, desc, read); err != nil {
 			return fmt.Errorf("reading signature payload %s at %s: %w", desc.Digest, tag, err)
 		}
@@ -307,7 +384,7 @@ func (v *verifier) simpleSigning(src Source, manifest v1.Hash, i int, desc v1.De
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
-		fail(ReasonMalformedSignature, "not base64")
+		fail(ReasonMalformedSignature, "annotation is not base64")
 		return nil
 	}
 	if err := checkECDSASignature(sig); err != nil {
@@ -336,27 +413,37 @@ func (v *verifier) simpleSigning(src Source, manifest v1.Hash, i int, desc v1.De
 	// Only an authenticated payload is parsed further.
 	p, err := ParsePayload(payload)
 	if err != nil {
-		fail(ReasonMalformedPayload, err.Error())
+		fail(ReasonMalformedPayload, errDetail(err, ErrMalformedPayload))
 		return nil
 	}
 	if p.Digest != v.digest {
 		fail(ReasonDigestMismatch, "signs "+p.Digest.String())
 		return nil
 	}
-	v.ok = append(v.ok, Verified{Key: by, Source: src, Manifest: manifest, Layer: desc.Digest, Payload: *p})
+	v.signatures = append(v.signatures, Verified{Key: by, Source: src, Manifest: manifest, Layer: desc.Digest, Payload: *p})
 	return nil
 }
 
 var errDigest = errors.New("content does not match digest")
 
-// readPayload fetches one layer blob, bounded, and checks it against its digest here rather
-// than trusting the transport to.
-func readPayload(img v1.Image, h v1.Hash) ([]byte, error) {
+// errDetail is the message of err for a Failure's Detail, without the prefixes of the sentinel
+// errors given (in the order they stand), which the Failure's Reason already says.
+func errDetail(err error, sentinels ...error) string {
+	s := err.Error()
+	for _, e := range sentinels {
+		s = strings.TrimPrefix(s, e.Error()+": ")
+	}
+	return s
+}
+
+// imageBlob fetches one layer blob of img, at most limit bytes, and checks it against its
+// digest here rather than trusting the transport to. A mismatch wraps errDigest.
+func imageBlob(img v1.Image, h v1.Hash, limit int64) ([]byte, error) {
 	l, err := img.LayerByDigest(h)
 	if err != nil {
 		return nil, err
 	}
-	return readBlob(l, h, MaxPayloadSize)
+	return readBlob(l, h, limit)
 }
 
 // readBlob reads a layer's blob, at most limit bytes, and checks it against digest h.

@@ -126,16 +126,31 @@ func (e *Envelope) Marshal() ([]byte, error) {
 // same duplicate check; they are not signed. The caller bounds len(b). All errors wrap
 // ErrMalformed.
 func Parse(b []byte) (*Envelope, error) {
-	e, err := parse(b)
+	return parse(b, false)
+}
+
+// ParseProtoJSON reads an envelope in the form a sigstore bundle holds it (its "dsseEnvelope",
+// the protobuf-JSON encoding of the same message), as Parse does but stricter in two ways.
+// A key that Parse would ignore is an error, as protobuf-JSON readers (sigstore's) make it;
+// only the JSON (camelCase) names are accepted, not protobuf's field names. And payload and
+// sig must be base64 in the standard alphabet with padding, which is what sigstore writes.
+// All errors wrap ErrMalformed.
+func ParseProtoJSON(b []byte) (*Envelope, error) {
+	return parse(b, true)
+}
+
+func parse(b []byte, proto bool) (*Envelope, error) {
+	e, err := decode(b, proto)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return e, nil
 }
 
-func parse(b []byte) (*Envelope, error) {
+func decode(b []byte, proto bool) (*Envelope, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	d := decoder{dec, proto}
 	var e Envelope
 	var havePayload, haveType, haveSigs bool
 	err := object(dec, func(key string) error {
@@ -146,15 +161,12 @@ func parse(b []byte) (*Envelope, error) {
 			e.PayloadType, err = str(dec, key)
 		case "payload":
 			havePayload = true
-			var s string
-			if s, err = str(dec, key); err == nil {
-				e.Payload, err = decodeBase64(s)
-			}
+			e.Payload, err = d.bytes(key)
 		case "signatures":
 			haveSigs = true
-			e.Signatures, err = signatures(dec)
+			e.Signatures, err = d.signatures()
 		default:
-			err = skip(dec, 1)
+			err = d.unknown(key, 1)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
@@ -178,7 +190,38 @@ func parse(b []byte) (*Envelope, error) {
 	return &e, nil
 }
 
-func signatures(dec *json.Decoder) ([]Signature, error) {
+// decoder reads the parts of an envelope, strictly for the protobuf-JSON form.
+type decoder struct {
+	dec   *json.Decoder
+	proto bool
+}
+
+// unknown consumes the value of an unknown key, which is an error in the protobuf-JSON form.
+func (d decoder) unknown(key string, depth int) error {
+	if d.proto {
+		return fmt.Errorf("unknown key %q", key)
+	}
+	return skip(d.dec, depth)
+}
+
+// bytes reads a base64 string.
+func (d decoder) bytes(key string) ([]byte, error) {
+	s, err := str(d.dec, key)
+	if err != nil {
+		return nil, err
+	}
+	if d.proto {
+		b, err := base64.StdEncoding.Strict().DecodeString(s)
+		if err != nil {
+			return nil, errors.New("not standard padded base64")
+		}
+		return b, nil
+	}
+	return decodeBase64(s)
+}
+
+func (d decoder) signatures() ([]Signature, error) {
+	dec := d.dec
 	if err := delim(dec, '['); err != nil {
 		return nil, err
 	}
@@ -196,12 +239,9 @@ func signatures(dec *json.Decoder) ([]Signature, error) {
 				s.KeyID, err = str(dec, key)
 			case "sig":
 				haveSig = true
-				var v string
-				if v, err = str(dec, key); err == nil {
-					s.Sig, err = decodeBase64(v)
-				}
+				s.Sig, err = d.bytes(key)
 			default:
-				err = skip(dec, 3)
+				err = d.unknown(key, 3)
 			}
 			return err
 		})
@@ -225,6 +265,11 @@ func object(dec *json.Decoder, field func(key string) error) error {
 	if err := delim(dec, '{'); err != nil {
 		return err
 	}
+	return members(dec, field)
+}
+
+// members reads the rest of an object whose opening brace was read, as object does.
+func members(dec *json.Decoder, field func(key string) error) error {
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -288,25 +333,7 @@ func skip(dec *json.Decoder, depth int) error {
 	}
 	switch d {
 	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, ok := tok.(string)
-			if !ok {
-				return errors.New("object key is not a string")
-			}
-			if seen[key] {
-				return fmt.Errorf("duplicate key %q", key)
-			}
-			seen[key] = true
-			if err := skip(dec, depth+1); err != nil {
-				return err
-			}
-		}
-		return delim(dec, '}')
+		return members(dec, func(string) error { return skip(dec, depth+1) })
 	case '[':
 		for dec.More() {
 			if err := skip(dec, depth+1); err != nil {

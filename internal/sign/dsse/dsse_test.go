@@ -171,6 +171,33 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseProtoJSON(t *testing.T) {
+	sig := b64("sig")
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+	}{
+		{"as sigstore writes it", `{"payload":"` + b64("body?>") + `","payloadType":"t","signatures":[{"sig":"` + sig + `","keyid":""}]}`, true},
+		{"without keyid", `{"payload":"eA==","payloadType":"t","signatures":[{"sig":"` + sig + `"}]}`, true},
+		{"url alphabet", `{"payloadType":"t","payload":"Pz8-","signatures":[{"sig":"` + sig + `"}]}`, false},
+		{"unpadded", `{"payloadType":"t","payload":"eA","signatures":[{"sig":"` + sig + `"}]}`, false},
+		{"unknown key", `{"payloadType":"t","payload":"eA==","signatures":[{"sig":"` + sig + `"}],"x":1}`, false},
+		{"unknown signature key", `{"payloadType":"t","payload":"eA==","signatures":[{"sig":"` + sig + `","x":1}]}`, false},
+		{"protobuf field name", `{"payload_type":"t","payload":"eA==","signatures":[{"sig":"` + sig + `"}]}`, false},
+		{"duplicate payload", `{"payloadType":"t","payload":"eA==","payload":"eQ==","signatures":[{"sig":"eQ=="}]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseProtoJSON([]byte(tc.in))
+			if (err == nil) != tc.ok {
+				t.Fatalf("got %+v, %v; want ok %v", got, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+		})
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"","sig":"MEUCIQ=="}]}`,
@@ -183,6 +210,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env, err := Parse(b)
+		if p, perr := ParseProtoJSON(b); perr == nil && (err != nil || !reflect.DeepEqual(p, env)) {
+			t.Fatalf("ParseProtoJSON accepted what Parse reads otherwise: %+v, %v", p, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)

@@ -94,3 +94,20 @@ func TestMoatAttestsCosignVerifies(t *testing.T) {
 		t.Errorf("wrong key: %v\n%s", err, stderr)
 	}
 }
+
+// TestCosignBundleAttestationMoatVerifies: `cosign attest --new-bundle-format` stores the
+// attestation as a sigstore bundle (a referrer, or the referrers tag schema where the registry
+// has no referrers API); moat finds and verifies it.
+func TestCosignBundleAttestationMoatVerifies(t *testing.T) {
+	slow(t)
+	host := testutil.StartRegistry(t)
+	tgt := pushImage(t, host, "cosign-bundle-attested")
+	c := newCosign(t, password)
+	pub := cosignKeyPair(t, c, "cosign")
+	writeFile(t, filepath.Join(c.Dir, "bom.json"), []byte(cdxPredicate))
+	c.MustRun(args(attestFlags, "--new-bundle-format", "--key", "cosign.key", "--type", "cyclonedx", "--predicate", "bom.json", tgt.ref)...)
+	ok, fails, err := cosign.VerifyAttestations(t.Context(), tgt.repo, tgt.digest, []crypto.PublicKey{pub})
+	if err != nil || len(fails) != 0 || len(ok) != 1 || ok[0].PredicateType != cosign.PredicateTypeCycloneDX || ok[0].Source != cosign.SourceBundle {
+		t.Fatalf("moat verifying cosign's bundle attestation: %+v, failures %v, %v", ok, fails, err)
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
+
+	"github.com/moatsec/moat/internal/sign/strictjson"
 )
 
 const (
@@ -37,6 +39,10 @@ type Subject struct {
 	Name string `json:"name"`
 	// Digest maps algorithm names ("sha256") to lowercase hex digests.
 	Digest map[string]string `json:"digest"`
+	// Annotations are the producer's claims about the artifact (in-toto v1), any JSON
+	// values by name; cosign signs its -a key=value pairs here when it signs an image with
+	// the sigstore bundle format. Nil when there are none.
+	Annotations map[string]any `json:"annotations,omitempty"`
 }
 
 // Statement is an in-toto statement.
@@ -120,6 +126,26 @@ func (s *Statement) validate() error {
 // least one subject with a non-empty digest. Unknown fields are ignored, as the in-toto spec
 // requires; null counts as absent. All errors wrap ErrMalformed.
 func Parse(b []byte) (*Statement, error) {
+	return parse(b, false)
+}
+
+// The fields of the in-toto v1 protobuf messages Statement and ResourceDescriptor, by their
+// JSON names.
+var (
+	protoStatementFields = []string{"_type", "subject", "predicateType", "predicate"}
+	protoSubjectFields   = []string{"name", "uri", "digest", "content", "downloadLocation", "mediaType", "annotations"}
+)
+
+// ParseProtoJSON reads a statement as Parse does, and also as sigstore reads the statement in
+// a sigstore bundle: as the protobuf-JSON form of the in-toto v1 Statement message, where a
+// key the message does not define is an error rather than ignored, and the predicate, when
+// present, is an object (a protobuf Struct). Only the JSON (camelCase) names are accepted,
+// not protobuf's field names. All errors wrap ErrMalformed.
+func ParseProtoJSON(b []byte) (*Statement, error) {
+	return parse(b, true)
+}
+
+func parse(b []byte, proto bool) (*Statement, error) {
 	if err := CheckJSON(b); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -129,6 +155,11 @@ func Parse(b []byte) (*Statement, error) {
 	}
 	if top == nil {
 		return nil, fmt.Errorf("%w: not an object", ErrMalformed)
+	}
+	if proto {
+		if err := knownFields(top, protoStatementFields); err != nil {
+			return nil, err
+		}
 	}
 	var s Statement
 	if err := field(top, "_type", &s.Type); err != nil {
@@ -146,21 +177,45 @@ func Parse(b []byte) (*Statement, error) {
 		if m == nil {
 			return nil, fmt.Errorf("%w: subject %d is not an object", ErrMalformed, i)
 		}
+		if proto {
+			if err := knownFields(m, protoSubjectFields); err != nil {
+				return nil, fmt.Errorf("subject %d: %w", i, err)
+			}
+		}
 		if err := field(m, "name", &sub.Name); err != nil {
 			return nil, fmt.Errorf("subject %d: %w", i, err)
 		}
 		if err := field(m, "digest", &sub.Digest); err != nil {
 			return nil, fmt.Errorf("subject %d: %w", i, err)
 		}
+		if err := field(m, "annotations", &sub.Annotations); err != nil {
+			return nil, fmt.Errorf("subject %d: %w", i, err)
+		}
+		if len(sub.Annotations) == 0 {
+			sub.Annotations = nil
+		}
 		s.Subject = append(s.Subject, sub)
 	}
 	if p, ok := top["predicate"]; ok && !bytes.Equal(p, []byte("null")) {
+		if proto && p[0] != '{' {
+			return nil, fmt.Errorf("%w: predicate is not an object", ErrMalformed)
+		}
 		s.Predicate = p
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// knownFields refuses a key of o that is not one of names.
+func knownFields(o map[string]json.RawMessage, names []string) error {
+	for k := range o {
+		if !slices.Contains(names, k) {
+			return fmt.Errorf("%w: unknown key %q", ErrMalformed, k)
+		}
+	}
+	return nil
 }
 
 // field decodes top[key] into v when present and not null.
@@ -179,67 +234,5 @@ func field(top map[string]json.RawMessage, key string, v any) error {
 // object that has a key twice. Producers of signed JSON (statements, predicates) call it so
 // that they never sign what a strict reader refuses.
 func CheckJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	type frame struct {
-		object bool
-		keys   map[string]struct{}
-		key    bool // in an object: the next token is a key or the closing brace
-	}
-	var stack []*frame
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if len(stack) == 0 {
-			if values++; values > 1 {
-				return errors.New("more than one JSON value")
-			}
-		}
-		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].key {
-			top := stack[n-1]
-			if k, ok := tok.(string); ok {
-				if _, dup := top.keys[k]; dup {
-					return fmt.Errorf("duplicate key %q", k)
-				}
-				top.keys[k] = struct{}{}
-				top.key = false
-				continue
-			}
-			// Only the closing brace can stand where a key is expected; the decoder
-			// rejects anything else.
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= MaxDepth {
-				return errors.New("JSON nested too deeply")
-			}
-			f := &frame{object: tok == json.Delim('{'), key: true}
-			if f.object {
-				f.keys = map[string]struct{}{}
-			}
-			stack = append(stack, f)
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].key = true
-			}
-		default:
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].key = true
-			}
-		}
-	}
-	if len(stack) != 0 {
-		return io.ErrUnexpectedEOF
-	}
-	if values != 1 {
-		return errors.New("no JSON value")
-	}
-	return nil
+	return strictjson.Check(b, MaxDepth)
 }

@@ -134,6 +134,49 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseProtoJSON(t *testing.T) {
+	subj := `{"name":"r","digest":{"sha256":"` + hexA + `"},"annotations":{"env":"prod","n":1}}`
+	st := func(extra string) string {
+		return `{"_type":"https://in-toto.io/Statement/v1","subject":[` + subj + `],"predicateType":"p"` + extra + `}`
+	}
+	want := &Statement{Type: StatementV1, PredicateType: "p",
+		Subject: []Subject{{Name: "r", Digest: map[string]string{"sha256": hexA}, Annotations: map[string]any{"env": "prod", "n": 1.0}}}}
+	for _, tc := range []struct {
+		name, in string
+		ok       bool
+	}{
+		{"as cosign writes it", st(`, "predicate" : {}`), true},
+		{"no predicate", st(""), true},
+		{"null predicate", st(`,"predicate":null`), true},
+		{"v0.1", strings.Replace(st(""), "Statement/v1", "Statement/v0.1", 1), true},
+		{"every descriptor field", strings.Replace(st(""), `"name":"r"`, `"name":"r","uri":"u","content":"","downloadLocation":"d","mediaType":"m"`, 1), true},
+		{"unknown key", st(`,"x":1`), false},
+		{"unknown subject key", strings.Replace(st(""), `"name":"r"`, `"name":"r","x":1`, 1), false},
+		{"protobuf field name", st(`,"predicate_type":"p"`), false},
+		{"key in another case", strings.Replace(st(""), `"subject"`, `"Subject"`, 1), false},
+		{"predicate a string", st(`,"predicate":"text"`), false},
+		{"predicate a list", st(`,"predicate":[]`), false},
+		{"annotations not an object", strings.Replace(st(""), `{"env":"prod","n":1}`, `[]`, 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseProtoJSON([]byte(tc.in))
+			if (err == nil) != tc.ok {
+				t.Fatalf("got %+v, %v; want ok %v", got, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			if tc.name == "no predicate" && !reflect.DeepEqual(got, want) {
+				t.Fatalf("parsed %+v\nwant   %+v", got, want)
+			}
+			// What ParseProtoJSON accepts, Parse accepts too.
+			if _, err := Parse([]byte(tc.in)); tc.ok && err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+		})
+	}
+}
+
 func TestHasDigest(t *testing.T) {
 	s := &Statement{Subject: []Subject{
 		{Digest: map[string]string{"sha512": hexA}},
@@ -176,12 +219,16 @@ func FuzzParse(f *testing.F) {
 		`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"p","subject":[{"name":"r","digest":{"sha256":"ab"}}],"predicate":{"a":[1,2,{"b":null}]}}`,
 		`{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{"digest":{"sha256":"ab","sha256":"cd"}}]}`,
 		`{"_type":"https://in-toto.io/Statement/v1","PredicateType":"p","subject":[{"digest":{"sha256":"ab"}}]}`,
+		`{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{"digest":{"sha256":"ab"},"annotations":{"a":"b","n":[1]}}],"predicate":{}}`,
 		`[]`, `{}`, ``,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse(b)
+		if p, perr := ParseProtoJSON(b); perr == nil && (err != nil || !reflect.DeepEqual(p, s)) {
+			t.Fatalf("ParseProtoJSON accepted what Parse reads otherwise: %+v, %v", p, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
