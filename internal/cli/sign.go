@@ -281,6 +281,12 @@ type signOptions struct {
 	registry    registryOptions
 	Key         string
 	Annotations []string
+	Referrers   string
+}
+
+// referrerModes are the values of `sign --referrers`.
+var referrerModes = map[string]cosign.ReferrersMode{
+	"auto": cosign.ReferrersAlso, "off": cosign.ReferrersOff, "only": cosign.ReferrersOnly,
 }
 
 func newSignCmd(a *app) *cobra.Command {
@@ -304,6 +310,7 @@ generate-key-pair'); its password comes from MOAT_PASSWORD or a prompt.`,
 	o.registry.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.Key, "key", "", "private key file (cosign format, encrypted)")
 	cmd.Flags().StringArrayVarP(&o.Annotations, "annotation", "a", nil, "key=value to sign with the digest; repeatable")
+	cmd.Flags().StringVar(&o.Referrers, "referrers", "auto", "also store the signature as an OCI 1.1 referrer: auto (when the registry offers the API), off (tag only), only (referrer only)")
 	return cmd
 }
 
@@ -311,6 +318,10 @@ func (o *signOptions) run(ctx context.Context, a *app, ref string) error {
 	ann, err := parseAnnotations(o.Annotations)
 	if err != nil {
 		return err
+	}
+	mode, ok := referrerModes[o.Referrers]
+	if !ok {
+		return usageErrorf("--referrers %q: want auto, off or only", o.Referrers)
 	}
 	if o.Key == "" {
 		return usageErrorf("--key is required")
@@ -323,15 +334,21 @@ func (o *signOptions) run(ctx context.Context, a *app, ref string) error {
 	if err != nil {
 		return err
 	}
-	s, err := cosign.Sign(ctx, d.Context(), digestHash(d), ann, signer, cosign.WithRemoteOptions(ropts...))
+	s, err := cosign.Sign(ctx, d.Context(), digestHash(d), ann, signer, cosign.WithRemoteOptions(ropts...), cosign.WithReferrers(mode))
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", d, err)
 	}
-	note := ""
-	if s.Existing {
-		note = " (this signature was already there)"
+	fmt.Fprintf(a.out, "Signed %s\n", d)
+	if s.Tag != (name.Tag{}) {
+		note := ""
+		if s.Existing {
+			note = " (this signature was already there)"
+		}
+		fmt.Fprintf(a.out, "Signature stored at %s%s\n", s.Tag, note)
 	}
-	fmt.Fprintf(a.out, "Signed %s\nSignature stored at %s%s\n", d, s.Tag, note)
+	if s.Referrer != (v1.Hash{}) {
+		fmt.Fprintf(a.out, "Signature stored as referrer %s@%s\n", d.Context(), s.Referrer)
+	}
 	return nil
 }
 

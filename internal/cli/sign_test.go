@@ -174,3 +174,32 @@ func TestVerifyRegistryFailure(t *testing.T) {
 		t.Errorf("registry 500: exit %d, %v", code, err)
 	}
 }
+
+// TestSignReferrers: on a registry with the OCI 1.1 referrers API, `moat sign` also stores the
+// signature as a referrer (--referrers auto), or only there (only); verify finds either.
+func TestSignReferrers(t *testing.T) {
+	setup(t)
+	t.Setenv("MOAT_PASSWORD", "pw")
+	mustRun(t, "key", "generate", "--output-prefix", "a")
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	for _, tc := range []struct{ mode, want, notWant string }{
+		{"auto", "stored as referrer", ""},
+		{"only", "stored as referrer", ".sig"},
+		{"off", ".sig", "referrer"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ref := u.Host + "/team/" + tc.mode + ":1.0"
+			testutil.Push(t, ref, testImage(t))
+			out, _ := mustRun(t, "sign", ref, "--key", "a.key", "--insecure", "--referrers", tc.mode)
+			if !strings.Contains(out, tc.want) || (tc.notWant != "" && strings.Contains(out, tc.notWant)) {
+				t.Errorf("sign --referrers %s: %q", tc.mode, out)
+			}
+			mustRun(t, "verify", ref, "--key", "a.pub", "--insecure")
+		})
+	}
+	if _, _, code, _ := run(t, "sign", u.Host+"/team/x:1", "--key", "a.key", "--insecure", "--referrers", "sometimes"); code != ExitUsage {
+		t.Errorf("bad --referrers: exit %d", code)
+	}
+}
