@@ -30,7 +30,8 @@ deps:
 	@hack/install-deps.sh
 
 # The pinned cosign and CNCF distribution registry that the interoperability tests run
-# (internal/sign/interop), built into $(TOOLS); a no-op once they are there at those versions.
+# (internal/sign/interop) and gVisor's runsc (internal/runtime/backend), built into $(TOOLS);
+# a no-op once they are there at those versions.
 tools:
 	@GO=$(GO) hack/install-tools.sh $(TOOLS)
 

@@ -2,7 +2,8 @@
 # Installs the Debian packages moat's demo, tests and benchmarks use, if they are missing.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
-pkgs=(debootstrap ca-certificates git tar gzip xz-utils time docker.io libisal-dev)
+# runc and crun are the OCI runtimes of moat run's hardened level (internal/runtime/backend).
+pkgs=(debootstrap ca-certificates git tar gzip xz-utils time docker.io libisal-dev runc crun)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the pinned third-party programs moat's interoperability tests run against, the real
-# cosign and the CNCF distribution registry, into a cache directory (default
+# Builds the pinned third-party programs moat's tests run against, the real cosign and the
+# CNCF distribution registry (interoperability tests) and gVisor's runsc (the sandbox
+# isolation level, internal/runtime/backend), into a cache directory (default
 # ~/.cache/moat-dev/bin). A binary that `go version -m` shows was built from the pinned module
 # version is kept, so a second run does nothing; anything else there is rebuilt. Pinned versions
 # are never swapped for others: a failing build fails this script.
@@ -15,6 +16,9 @@ go=${GO:-go}
 tools=(
   "cosign github.com/sigstore/cosign/v2/cmd/cosign github.com/sigstore/cosign/v2 v2.6.5"
   "registry github.com/distribution/distribution/v3/cmd/registry github.com/distribution/distribution/v3 v3.1.2"
+  # runsc must be static: a cgo build fails inside the chroot it makes for itself. About four
+  # minutes on two cores. Keep in step with backend.RunscVersion.
+  "runsc gvisor.dev/gvisor/runsc gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237"
 )
 
 mkdir -p "$bin"

@@ -11,9 +11,13 @@ import (
 	"syscall"
 
 	"github.com/moatsec/moat/internal/cli"
+	"github.com/moatsec/moat/internal/runtime/backend"
 )
 
 func main() {
+	// A detached container is held by this binary started again as a shim; that process
+	// becomes the shim here and never reaches the command line.
+	backend.HandleShim()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -1,0 +1,174 @@
+// Package backend drives the OCI runtimes that run moat's containers behind one interface,
+// Runtime: runc and crun for the hardened isolation level, gVisor's runsc for the sandbox
+// level. Every backend keeps its state under a directory moat owns, never the runtime's
+// system default (/run/runc, /run/crun, /var/run/runsc), so moat's containers and anyone
+// else's never meet. The conformance suite in backendtest is what every backend must pass.
+//
+// Foreground containers (Run) are the runtime's own `run` command, a child of the caller
+// that forwards signals and returns the container's exit code. Detached containers (Create,
+// Start) are held by a shim: the caller's binary started again as a small process in its own
+// session that runs the runtime's `create`, becomes the container's parent (it is a child
+// subreaper) and records the exit code when the container ends, so that State can report it
+// after moat itself has exited. The container's stdio are the files the caller passes, which
+// the container writes to directly: log files for `moat logs`, without a copying process in
+// between. A program that creates detached containers must call HandleShim first thing in
+// main (and in TestMain).
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"syscall"
+)
+
+// Runtime runs OCI bundles. An id names one container within one Runtime's state directory;
+// a bundle is a directory holding config.json and the root filesystem it names. Every method
+// that does I/O takes a context; a Runtime is safe for concurrent use on different ids.
+type Runtime interface {
+	// Name is the runtime's name, "runc", "crun" or "runsc".
+	Name() string
+	// Run runs a container in the foreground: it creates and starts it with io as its stdio,
+	// waits for it to exit, deletes it and returns its exit code (128+N for a container ended
+	// by signal N). An error means the container could not be run, or was stopped because
+	// ctx ended (it is then sent SIGTERM, killed after a grace period, and deleted).
+	Run(ctx context.Context, id, bundle string, io IO) (exitCode int, err error)
+	// Create creates a detached container that waits for Start, with io's files as its stdio.
+	// The container outlives the calling process; its exit code is kept for State.
+	Create(ctx context.Context, id, bundle string, io IO) error
+	// Start starts the process of a created container.
+	Start(ctx context.Context, id string) error
+	// State reports the container's status. A container the runtime has lost (its runtime
+	// state is gone, say after a reboot) is reported stopped; an unknown id is ErrNotFound.
+	State(ctx context.Context, id string) (State, error)
+	// Kill sends sig to the container's init process.
+	Kill(ctx context.Context, id string, sig syscall.Signal) error
+	// Delete removes a container and everything the runtime and the backend kept for it.
+	// A running or paused container is refused with ErrRunning unless force is set, in which
+	// case it is killed first.
+	Delete(ctx context.Context, id string, force bool) error
+}
+
+// IO is a container's standard streams. A nil stream is /dev/null. Run accepts any reader
+// and writers; Create needs *os.File values (or nil), which the detached container keeps
+// after the caller has gone.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Status is a container's lifecycle status, as the OCI runtime spec names them.
+type Status string
+
+// The statuses of the OCI runtime spec.
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Paused   Status = "paused"
+	Stopped  Status = "stopped"
+)
+
+// State is what a runtime reports about one container.
+type State struct {
+	ID     string
+	Status Status
+	// Pid is the container's init process on the host, 0 once it has stopped.
+	Pid int
+	// Bundle is the bundle directory the container was created from, "" when unknown.
+	Bundle string
+	// ExitCode is the exit code of a stopped container (128+N when ended by signal N), or
+	// -1 while it runs or when it is not known (the shim was killed too).
+	ExitCode int
+}
+
+var (
+	// ErrNotFound is returned for an id the runtime does not know.
+	ErrNotFound = errors.New("no such container")
+	// ErrExists is returned by Create and Run for an id that is already in use.
+	ErrExists = errors.New("container already exists")
+	// ErrRunning is returned by Delete without force for a running or paused container.
+	ErrRunning = errors.New("container is running")
+	// ErrUnavailable is what an *UnavailableError is: the runtime cannot run on this machine.
+	ErrUnavailable = errors.New("container runtime unavailable")
+)
+
+// UnavailableError says why a runtime cannot be used on this machine and how to fix it.
+// Constructors return it before anything is created.
+type UnavailableError struct {
+	Runtime string // "runc", "crun" or "runsc"
+	Missing string // the binary or kernel feature that is missing
+	Hint    string // what installs or enables it
+	Err     error  // the underlying error, if any
+}
+
+func (e *UnavailableError) Error() string {
+	msg := fmt.Sprintf("%s cannot run containers here: %s", e.Runtime, e.Missing)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// RuntimeError is a runtime command that failed: which command, and what the runtime said.
+type RuntimeError struct {
+	Runtime string
+	Command string // the subcommand: "create", "start", "kill", ...
+	ID      string
+	Message string // the runtime's own message, trimmed
+	Err     error  // how the command ended
+}
+
+func (e *RuntimeError) Error() string {
+	msg := fmt.Sprintf("%s %s %s: %v", e.Runtime, e.Command, e.ID, e.Err)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+func (e *RuntimeError) Unwrap() error { return e.Err }
+
+// Option configures a runtime at construction.
+type Option func(*options)
+
+type options struct {
+	binary   string
+	logger   *slog.Logger
+	platform string
+}
+
+// WithBinary runs the runtime from path instead of the first one on PATH.
+func WithBinary(path string) Option { return func(o *options) { o.binary = path } }
+
+// WithLogger logs every runtime command at debug level to l. Backends log nothing by default.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithPlatform chooses gVisor's platform (runsc only; default "systrap"). "kvm" needs
+// /dev/kvm; "ptrace" works everywhere and is slower.
+func WithPlatform(name string) Option { return func(o *options) { o.platform = name } }
+
+func buildOptions(runtime string, opts []Option) (options, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.platform != "" && runtime != "runsc" {
+		return o, fmt.Errorf("%s: WithPlatform is a runsc option", runtime)
+	}
+	return o, nil
+}

@@ -1,0 +1,444 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ociCLI drives a runtime with runc's command line (create, start, state, kill, delete, run),
+// which runc, crun and runsc all share. Runc, Crun and Runsc differ only in the flags they
+// give it and, for crun on a hybrid cgroup host, in the mount namespace it runs in.
+//
+// Layout of the caller's state directory:
+//
+//	root/             the runtime's --root: its own state, one entry per container
+//	shared/           runsc's --shared-root: state shared between sandboxes (a pinned empty
+//	                  network namespace), released by Runsc.Close
+//	containers/ID/    the backend's own files for one container: pid (the runtime's
+//	                  --pid-file), exit (the exit code the shim recorded), runtime.log (the
+//	                  runtime's error log), shim.lock (held by the shim while it lives)
+type ociCLI struct {
+	name   string
+	binary string
+	root   string
+	ctrs   string
+	log    *slog.Logger
+	// global are the flags before the subcommand, for every command.
+	global []string
+	// createFlags are further global flags for create and run, chosen from the bundle.
+	createFlags func(bundle string) ([]string, error)
+	// logFlags send the runtime's own errors to path, nil when it has no such option.
+	logFlags func(path string) []string
+	// hideCgroup2 is a cgroup2 mount the runtime must not see (crun on a hybrid host), "" for
+	// none: the runtime runs in a private mount namespace in which it is unmounted.
+	hideCgroup2 string
+}
+
+// grace is how long Run waits for a container sent SIGTERM (because its context ended) before
+// killing it, and how long Delete waits for a detached container's shim to record its exit.
+const grace = 10 * time.Second
+
+func newCLI(name, dir string, o options) (*ociCLI, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%s: no state directory", name)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: state directory %s: %w", name, dir, err)
+	}
+	c := &ociCLI{name: name, root: filepath.Join(abs, "root"), ctrs: filepath.Join(abs, "containers"), log: o.logger}
+	for _, d := range []string{c.root, c.ctrs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("%s: creating state directory: %w", name, err)
+		}
+	}
+	return c, nil
+}
+
+// Name is the runtime's name.
+func (c *ociCLI) Name() string { return c.name }
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func (c *ociCLI) checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%s: invalid container id %q: letters, digits, '_', '.' and '-', at most 128", c.name, id)
+	}
+	return nil
+}
+
+func (c *ociCLI) dirOf(id string) string { return filepath.Join(c.ctrs, id) }
+
+// newContainerDir claims id: the directory's creation is what makes two Creates of one id
+// collide.
+func (c *ociCLI) newContainerDir(id string) (string, error) {
+	if err := c.checkID(id); err != nil {
+		return "", err
+	}
+	d := c.dirOf(id)
+	if err := os.Mkdir(d, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%s: %s: %w", c.name, id, ErrExists)
+		}
+		return "", fmt.Errorf("%s: creating container directory: %w", c.name, err)
+	}
+	return d, nil
+}
+
+// args is the runtime's command line for subcommand sub, with create flags when bundle is set.
+func (c *ociCLI) args(bundle, logFile string, sub ...string) ([]string, error) {
+	args := append([]string{}, c.global...)
+	if bundle != "" && c.createFlags != nil {
+		extra, err := c.createFlags(bundle)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, extra...)
+	}
+	if logFile != "" && c.logFlags != nil {
+		args = append(args, c.logFlags(logFile)...)
+	}
+	return append(args, sub...), nil
+}
+
+// command runs a short runtime command and returns its standard output.
+func (c *ociCLI) command(ctx context.Context, id string, sub ...string) ([]byte, error) {
+	args, err := c.args("", "", sub...)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, c.binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	c.log.Debug("runtime command", "runtime", c.name, "args", args)
+	err = startCommand(cmd, c.hideCgroup2)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		return stdout.Bytes(), &RuntimeError{Runtime: c.name, Command: sub[0], ID: id, Message: runtimeMessage(stderr.Bytes()), Err: err}
+	}
+	return stdout.Bytes(), nil
+}
+
+// runtimeMessage turns what a runtime wrote about a failure (plain text, or runc's and
+// crun's JSON log lines) into one line.
+func runtimeMessage(b []byte) string {
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		var entry struct{ Level, Msg string }
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg != "" {
+			if entry.Level != "" && entry.Level != "error" && entry.Level != "fatal" {
+				continue
+			}
+			line = entry.Msg
+		}
+		msgs = append(msgs, line)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Run runs a container in the foreground with the runtime's own run command.
+func (c *ociCLI) Run(ctx context.Context, id, bundle string, stdio IO) (int, error) {
+	dir, err := c.newContainerDir(id)
+	if err != nil {
+		return -1, err
+	}
+	defer os.RemoveAll(dir)
+	pidFile, logFile := filepath.Join(dir, "pid"), filepath.Join(dir, "runtime.log")
+	args, err := c.args(bundle, logFile, "run", "--bundle", bundle, "--pid-file", pidFile, id)
+	if err != nil {
+		return -1, err
+	}
+	cmd := exec.Command(c.binary, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	// Once the runtime has exited, copying to non-file writers stops after this long even if
+	// something still holds the pipes.
+	cmd.WaitDelay = grace
+	c.log.Debug("runtime command", "runtime", c.name, "args", args)
+	if err := startCommand(cmd, c.hideCgroup2); err != nil {
+		return -1, &RuntimeError{Runtime: c.name, Command: "run", ID: id, Err: err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The runtime forwards SIGTERM to the container; a container that ignores it is killed.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(grace):
+			kctx, cancel := context.WithTimeout(context.Background(), grace)
+			c.command(kctx, id, "kill", id, "SIGKILL")
+			cancel()
+			cmd.Process.Kill()
+			<-done
+		}
+		c.forceDelete(id)
+		return -1, fmt.Errorf("%s run %s: %w", c.name, id, ctx.Err())
+	}
+	code := 0
+	if err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() < 0 {
+			c.forceDelete(id)
+			return -1, &RuntimeError{Runtime: c.name, Command: "run", ID: id, Err: err}
+		}
+		code = exit.ExitCode()
+	}
+	if _, statErr := os.Stat(pidFile); statErr != nil {
+		// No pid file: the runtime failed before the container existed, and the exit code is
+		// its own, not the container's.
+		msg, _ := os.ReadFile(logFile)
+		m := runtimeMessage(msg)
+		if m == "" {
+			m = "the runtime's message is on the container's stderr"
+		}
+		if err == nil {
+			err = errors.New("exited before creating the container")
+		}
+		return -1, &RuntimeError{Runtime: c.name, Command: "run", ID: id, Message: m, Err: err}
+	}
+	return code, nil
+}
+
+// forceDelete removes what is left of a container after a failure, best effort.
+func (c *ociCLI) forceDelete(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	c.command(ctx, id, "delete", "--force", id)
+}
+
+// stdioFiles returns the files a detached container gets as its stdio: the caller's files,
+// and /dev/null for the nil ones.
+func stdioFiles(stdio IO) ([3]*os.File, func(), error) {
+	var files [3]*os.File
+	var opened []*os.File
+	closeAll := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	for i, s := range []any{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
+		switch f := s.(type) {
+		case *os.File:
+			if f == nil {
+				return files, closeAll, errors.New("nil *os.File in IO")
+			}
+			files[i] = f
+		case nil:
+			flag := os.O_WRONLY
+			if i == 0 {
+				flag = os.O_RDONLY
+			}
+			null, err := os.OpenFile(os.DevNull, flag, 0)
+			if err != nil {
+				closeAll()
+				return files, func() {}, err
+			}
+			opened = append(opened, null)
+			files[i] = null
+		default:
+			closeAll()
+			return files, func() {}, fmt.Errorf("a detached container's stdio must be files (or nil), not %T", s)
+		}
+	}
+	return files, closeAll, nil
+}
+
+// Create creates a detached container through a shim (see shim.go).
+func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err error) {
+	files, closeFiles, err := stdioFiles(stdio)
+	if err != nil {
+		return fmt.Errorf("%s create %s: %w", c.name, id, err)
+	}
+	defer closeFiles()
+	dir, err := c.newContainerDir(id)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	cfg := shimConfig{
+		PidFile:     filepath.Join(dir, "pid"),
+		ExitFile:    filepath.Join(dir, "exit"),
+		LockFile:    filepath.Join(dir, "shim.lock"),
+		HideCgroup2: c.hideCgroup2,
+	}
+	logFile := filepath.Join(dir, "runtime.log")
+	args, err := c.args(bundle, logFile, "create", "--bundle", bundle, "--pid-file", cfg.PidFile, id)
+	if err != nil {
+		return err
+	}
+	cfg.Argv = append([]string{c.binary}, args...)
+	c.log.Debug("runtime command", "runtime", c.name, "args", args, "shim", true)
+	rep, err := startShim(ctx, cfg, files)
+	if err != nil {
+		msg, _ := os.ReadFile(logFile)
+		if m := runtimeMessage(msg); m != "" {
+			rep = m
+		} else if rep == "" || strings.HasPrefix(rep, "exit status") {
+			rep = "the runtime's message is in the container's stderr"
+		}
+		c.forceDelete(id)
+		return &RuntimeError{Runtime: c.name, Command: "create", ID: id, Message: rep, Err: err}
+	}
+	return nil
+}
+
+// Start starts a created container.
+func (c *ociCLI) Start(ctx context.Context, id string) error {
+	if err := c.checkID(id); err != nil {
+		return err
+	}
+	_, err := c.command(ctx, id, "start", id)
+	return err
+}
+
+// Kill sends sig to the container's init process.
+func (c *ociCLI) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	if err := c.checkID(id); err != nil {
+		return err
+	}
+	name := unix.SignalName(sig)
+	if name == "" {
+		return fmt.Errorf("%s kill %s: unknown signal %d", c.name, id, int(sig))
+	}
+	_, err := c.command(ctx, id, "kill", id, name)
+	return err
+}
+
+// State asks the runtime, and the shim's exit file once the container has stopped.
+func (c *ociCLI) State(ctx context.Context, id string) (State, error) {
+	st, _, err := c.state(ctx, id)
+	return st, err
+}
+
+// state also says whether the runtime still knows the container.
+func (c *ociCLI) state(ctx context.Context, id string) (State, bool, error) {
+	if err := c.checkID(id); err != nil {
+		return State{}, false, err
+	}
+	dir := c.dirOf(id)
+	out, err := c.command(ctx, id, "state", id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return State{}, false, err
+		}
+		if _, statErr := os.Stat(dir); statErr != nil {
+			return State{}, false, fmt.Errorf("%s state %s: %w", c.name, id, ErrNotFound)
+		}
+		// The backend created it and the runtime has lost it: it is not running.
+		return State{ID: id, Status: Stopped, ExitCode: readExit(dir)}, false, nil
+	}
+	var raw struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Pid    int    `json:"pid"`
+		Bundle string `json:"bundle"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return State{}, true, fmt.Errorf("%s state %s: decoding %q: %w", c.name, id, out, err)
+	}
+	st := State{ID: id, Status: Status(raw.Status), Pid: raw.Pid, Bundle: raw.Bundle, ExitCode: -1}
+	if st.Status == Stopped {
+		st.Pid = 0
+		st.ExitCode = readExit(dir)
+	}
+	return st, true, nil
+}
+
+// readExit reads the exit code the shim recorded, -1 when there is none.
+func readExit(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "exit"))
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Delete deletes the container from the runtime, waits for its shim to finish and removes
+// the backend's files.
+func (c *ociCLI) Delete(ctx context.Context, id string, force bool) error {
+	st, known, err := c.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !force && (st.Status == Running || st.Status == Paused) {
+		return fmt.Errorf("%s delete %s: %w (stop it first, or force)", c.name, id, ErrRunning)
+	}
+	if known {
+		sub := []string{"delete", id}
+		if force {
+			sub = []string{"delete", "--force", id}
+		}
+		if _, err := c.command(ctx, id, sub...); err != nil {
+			return err
+		}
+	}
+	dir := c.dirOf(id)
+	if err := waitShim(ctx, filepath.Join(dir, "shim.lock")); err != nil {
+		return fmt.Errorf("%s delete %s: %w", c.name, id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("%s delete %s: %w", c.name, id, err)
+	}
+	return nil
+}
+
+// waitShim waits until no shim holds the lock file, that is until the shim has recorded the
+// exit code and ended. A missing lock file means there is no shim.
+func waitShim(ctx context.Context, lockFile string) error {
+	f, err := os.Open(lockFile)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	deadline := time.Now().Add(grace)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("waiting for the shim: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the shim did not end within %s", grace)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
