@@ -118,7 +118,9 @@ func NewRunsc(dir string, opts ...Option) (*Runsc, error) {
 		return nil, fmt.Errorf("runsc: creating state directory: %w", err)
 	}
 	c.binary = bin
-	c.global = []string{"--root=" + c.root, "--shared-root=" + shared, "--platform=" + platform}
+	// --oci-seccomp: runsc applies the spec's seccomp profile inside the sandbox too (it does
+	// not by default), so the sandbox level keeps the hardened level's system call filter.
+	c.global = []string{"--root=" + c.root, "--shared-root=" + shared, "--platform=" + platform, "--oci-seccomp"}
 	c.createFlags = runscNetwork
 	return &Runsc{ociCLI: c, shared: shared}, nil
 }

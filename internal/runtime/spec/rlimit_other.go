@@ -1,0 +1,5 @@
+//go:build !unix
+
+package spec
+
+func ownNofileHard() uint64 { return nofileHard }
