@@ -3,8 +3,10 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +37,9 @@ func hybridCgroups() bool {
 // propagation is made a slave first, so the unmount stays in the new namespace while mounts
 // made on the host later still show in it.
 func startCommand(cmd *exec.Cmd, hide string) error {
+	if cmd.Env == nil {
+		cmd.Env = runtimeEnv()
+	}
 	if hide == "" {
 		return cmd.Start()
 	}
@@ -57,4 +62,18 @@ func startCommand(cmd *exec.Cmd, hide string) error {
 		errc <- cmd.Start()
 	}()
 	return <-errc
+}
+
+// runtimeEnv is moat's environment without TMPDIR. runc makes its temporary directories (the
+// copy-up of a tmpfs over an image directory) after entering the container's user namespace,
+// as the mapped root, which cannot write to a private TMPDIR; the system /tmp it falls back
+// to is writable by everyone.
+func runtimeEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TMPDIR=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

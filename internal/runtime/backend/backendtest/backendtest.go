@@ -108,9 +108,12 @@ func (s *suite) bundle(t *testing.T, args []string, env ...string) string {
 func Bundle(t testing.TB, prog string, args []string, env ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	// Container root, an unprivileged host user, must reach the bundle.
-	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o711)
+	// Container root, an unprivileged host user, must reach the bundle. Only the test's own
+	// directories are opened up: this one and the test's temporary root above it.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"", "proc", "dev", "tmp"} {
