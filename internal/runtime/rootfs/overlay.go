@@ -1,0 +1,455 @@
+package rootfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoOverlay means the kernel cannot mount overlayfs.
+var ErrNoOverlay = errors.New("the kernel does not support overlayfs (is the overlay module available? modprobe overlay)")
+
+// ErrNoIDMappedMounts means the kernel or the cache's filesystem cannot make idmapped mounts;
+// unpack the layers with the ID map instead (Cache.UnpackAll with m, Mount WithIDMap(m)).
+var ErrNoIDMappedMounts = errors.New("idmapped mounts are not available")
+
+// The names Mount uses inside a container directory.
+const (
+	// RootfsDir is where the root filesystem is mounted, as an OCI bundle expects it.
+	RootfsDir = "rootfs"
+	upperDir  = "upper"
+	workDir   = "work"
+	emptyDir  = "empty" // the lower layer of an image without layers
+)
+
+// maxLayers is overlayfs's limit on lower layers (OVL_MAX_STACK).
+const maxLayers = 500
+
+// CheckOverlay reports whether the kernel can mount overlayfs: nil, ErrNoOverlay, or why it
+// could not tell.
+func CheckOverlay() error {
+	if b, err := os.ReadFile("/proc/filesystems"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == "overlay" {
+				return nil
+			}
+		}
+	}
+	// Not listed yet: a modular overlayfs loads on first use.
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+		return nil
+	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENOSYS):
+		return ErrNoOverlay
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("checking for overlayfs: mounting needs CAP_SYS_ADMIN (run moat as root): %w", err)
+	}
+	return fmt.Errorf("checking for overlayfs: %w", err)
+}
+
+type mountConfig struct {
+	owner    IDMap
+	idmapped bool
+	ownerSet bool
+	legacy   bool // tests: use mount(2) as kernels without lowerdir+ must
+}
+
+// MountOption configures Mount.
+type MountOption func(*mountConfig)
+
+// WithIDMap says the container runs in a user namespace with the ID map m and the layers were
+// unpacked with m: the root of the writable layer belongs to the container's root.
+func WithIDMap(m IDMap) MountOption {
+	return func(c *mountConfig) { c.owner, c.ownerSet = m, true }
+}
+
+// WithIDMappedLayers says the container runs in a user namespace with the ID map m and the
+// layers were unpacked with the identity map: each is mounted idmapped through m, so one
+// cached copy serves every mapping. Mount fails with ErrNoIDMappedMounts where the kernel
+// (before 6.13, which takes overlayfs layers as descriptors) or filesystem cannot.
+func WithIDMappedLayers(m IDMap) MountOption {
+	return func(c *mountConfig) { c.owner, c.idmapped = m, true }
+}
+
+// Mount assembles a container's root filesystem in containerDir: an overlayfs of layers (the
+// cache's layer directories, bottom layer first) with a writable layer of its own in
+// containerDir, mounted on containerDir/rootfs (nodev), which it returns. Mount leaves nothing
+// behind when it fails; Remove undoes it.
+//
+// The rootfs must be reachable by the container's root: with a user namespace, every
+// directory above it must let the mapped root search it.
+func Mount(ctx context.Context, containerDir string, layers []string, opts ...MountOption) (string, error) {
+	var cfg mountConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.idmapped && cfg.ownerSet {
+		return "", errors.New("rootfs: WithIDMap and WithIDMappedLayers conflict: layers are unpacked shifted or mounted idmapped, not both")
+	}
+	if err := cfg.owner.validate(); err != nil {
+		return "", err
+	}
+	if cfg.idmapped && cfg.owner.Identity() {
+		return "", errors.New("rootfs: WithIDMappedLayers needs a non-identity ID map")
+	}
+	if err := CheckOverlay(); err != nil {
+		return "", err
+	}
+	if len(layers) > maxLayers {
+		return "", fmt.Errorf("the image has %d layers; overlayfs stacks at most %d", len(layers), maxLayers)
+	}
+	for _, l := range layers {
+		if !filepath.IsAbs(l) {
+			return "", fmt.Errorf("layer directory %s is not an absolute path", l)
+		}
+		if fi, err := os.Stat(l); err != nil || !fi.IsDir() {
+			return "", fmt.Errorf("layer directory %s is missing", l)
+		}
+	}
+	dir, err := filepath.Abs(containerDir)
+	if err != nil {
+		return "", err
+	}
+	target := filepath.Join(dir, RootfsDir)
+	if mounted, _ := isMountPoint(target); mounted {
+		return "", fmt.Errorf("%s is mounted already", target)
+	}
+	// A container mounted again (after a reboot) keeps its writable layer; a failed Mount
+	// removes only what it created.
+	created, err := mkdirAllTracked(dir)
+	if err != nil {
+		return "", fmt.Errorf("creating container directory: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			for i := len(created) - 1; i >= 0; i-- {
+				os.RemoveAll(created[i])
+			}
+		}
+	}()
+	uid, _ := cfg.owner.uid(0)
+	gid, _ := cfg.owner.gid(0)
+	for _, d := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+	}{{upperDir, uid, gid, 0o755}, {workDir, 0, 0, 0o700}, {RootfsDir, uid, gid, 0o755}} {
+		p := filepath.Join(dir, d.name)
+		if err := os.Mkdir(p, d.mode); errors.Is(err, os.ErrExist) {
+			continue
+		} else if err != nil {
+			return "", fmt.Errorf("creating %s: %w", p, err)
+		}
+		created = append(created, p)
+		if err := os.Lchown(p, d.uid, d.gid); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(p, d.mode); err != nil {
+			return "", err
+		}
+	}
+	lowers := dedupLowers(layers)
+	if len(lowers) == 0 {
+		e := filepath.Join(dir, emptyDir)
+		if err := os.Mkdir(e, 0o755); err == nil {
+			created = append(created, e)
+		} else if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+		lowers = []string{e}
+	}
+	if cfg.legacy {
+		err = mountLegacy(dir, target, lowers)
+	} else {
+		err = mountOverlay(dir, target, lowers, cfg)
+	}
+	if err != nil {
+		return "", err
+	}
+	ok = true
+	return target, nil
+}
+
+// mkdirAllTracked creates dir and its missing parents and returns the ones it created.
+func mkdirAllTracked(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
+}
+
+// dedupLowers turns layers (bottom first) into overlayfs lower layers (top first), keeping
+// only the topmost copy of a directory listed twice: it holds everything the lower copy does,
+// and overlayfs refuses a layer stacked twice.
+func dedupLowers(layers []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := len(layers) - 1; i >= 0; i-- {
+		if !seen[layers[i]] {
+			seen[layers[i]] = true
+			out = append(out, layers[i])
+		}
+	}
+	return out
+}
+
+// overlayOptions are set on every mount: overlayfs must never follow redirects or metacopy
+// xattrs, which only it writes (Unpack never copies trusted.* from a layer).
+var overlayOptions = [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off"}, {"index", "off"}}
+
+// mountOverlay mounts with the mount API, one lowerdir+ per layer, so that the number of
+// layers is not bounded by the page-sized option string of mount(2). Layers are passed as
+// descriptors where the kernel takes them (6.13), as paths otherwise (6.8), and by mount(2)
+// on older kernels.
+func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if errors.Is(err, unix.ENOSYS) && !cfg.idmapped {
+		return mountLegacy(dir, target, lowers)
+	}
+	if err != nil {
+		return fmt.Errorf("mounting overlayfs: %w", err)
+	}
+	defer unix.Close(fsfd)
+	var userns int = -1
+	if cfg.idmapped {
+		if userns, err = usernsFD(cfg.owner); err != nil {
+			return err
+		}
+		defer unix.Close(userns)
+	}
+	for i, l := range lowers {
+		fd, err := addLower(fsfd, l, userns)
+		if fd >= 0 {
+			// An idmapped layer is a detached mount that dissolves when its last descriptor
+			// closes; overlayfs clones it only when the filesystem is created.
+			defer unix.Close(fd)
+		}
+		if err != nil && i == 0 && !cfg.idmapped && errors.Is(err, unix.EINVAL) {
+			// No lowerdir+ (before Linux 6.8).
+			return mountLegacy(dir, target, lowers)
+		}
+		if err != nil {
+			return fmt.Errorf("mounting overlayfs: layer %s: %w%s", l, err, fsLog(fsfd))
+		}
+	}
+	set := [][2]string{{"source", "moat"}, {"upperdir", filepath.Join(dir, upperDir)}, {"workdir", filepath.Join(dir, workDir)}}
+	for _, kv := range append(set, overlayOptions...) {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return fmt.Errorf("mounting overlayfs: %s=%s: %w%s", kv[0], kv[1], err, fsLog(fsfd))
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("mounting overlayfs: creating the filesystem: %w%s", err, fsLog(fsfd))
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return fmt.Errorf("mounting overlayfs: fsmount: %w%s", err, fsLog(fsfd))
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mounting overlayfs on %s: %w", target, err)
+	}
+	return nil
+}
+
+// addLower adds one lower layer: a descriptor of the directory (or of an idmapped copy of its
+// mount when userns is set), or its path where the kernel takes no descriptor. It returns the
+// descriptor of an idmapped copy, which must stay open until the filesystem is created, or -1.
+func addLower(fsfd int, dir string, userns int) (int, error) {
+	if userns < 0 {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, err
+		}
+		defer unix.Close(fd)
+		err = unix.FsconfigSetFd(fsfd, "lowerdir+", fd)
+		if errors.Is(err, unix.EINVAL) {
+			// Descriptors arrived in 6.13; paths in 6.8. A path is at most 255 bytes here.
+			err = unix.FsconfigSetString(fsfd, "lowerdir+", dir)
+		}
+		return -1, err
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("%w: cloning the layer's mount: %w", ErrNoIDMappedMounts, err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NODEV, Userns_fd: uint64(userns)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%w: %w", ErrNoIDMappedMounts, err)
+	}
+	if err := unix.FsconfigSetFd(fsfd, "lowerdir+", fd); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%w: overlayfs takes no layer descriptors: %w", ErrNoIDMappedMounts, err)
+	}
+	return fd, nil
+}
+
+// fsLog returns the messages the kernel left in a filesystem context, which say why a
+// parameter or the mount was refused.
+func fsLog(fsfd int) string {
+	var msgs []string
+	buf := make([]byte, 1024)
+	for range 16 {
+		n, err := unix.Read(fsfd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, string(bytes.TrimSpace(buf[:n])))
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(msgs, "; ") + ")"
+}
+
+// mountLegacy mounts with mount(2), whose options must fit in a page: with many layers or a
+// long cache path they do not, and the error says so.
+func mountLegacy(dir, target string, lowers []string) error {
+	for _, p := range append([]string{dir}, lowers...) {
+		if strings.ContainsAny(p, ",:\\") {
+			return fmt.Errorf("mounting overlayfs with mount(2): path %s contains ',', ':' or '\\'", p)
+		}
+	}
+	opts := []string{"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + filepath.Join(dir, upperDir), "workdir=" + filepath.Join(dir, workDir)}
+	for _, kv := range overlayOptions {
+		opts = append(opts, kv[0]+"="+kv[1])
+	}
+	data := strings.Join(opts, ",")
+	if len(data) >= os.Getpagesize() {
+		return fmt.Errorf("mounting overlayfs: %d layers make %d bytes of mount options, more than mount(2) takes (%d); a kernel with the mount API's lowerdir+ (Linux 6.8) has no such limit", len(lowers), len(data), os.Getpagesize()-1)
+	}
+	if err := unix.Mount("moat", target, "overlay", unix.MS_NODEV, data); err != nil {
+		return fmt.Errorf("mounting overlayfs on %s: %w", target, err)
+	}
+	return nil
+}
+
+// usernsFD returns a descriptor of a new user namespace with the ID map m, for idmapped
+// mounts. The namespace needs a process only while it is being made: a child is started in it
+// stopped (traced, so it never runs a user instruction), its namespace opened, and killed.
+func usernsFD(m IDMap) (int, error) {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.UID), Size: int(m.Size)}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.GID), Size: int(m.Size)}},
+		Ptrace:      true,
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("%w: creating a user namespace: %w", ErrNoIDMappedMounts, err)
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	cmd.Process.Kill()
+	for {
+		st, werr := cmd.Process.Wait()
+		if werr != nil || st.Exited() || st.Sys().(syscall.WaitStatus).Signaled() {
+			break
+		}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("%w: opening the user namespace: %w", ErrNoIDMappedMounts, err)
+	}
+	return fd, nil
+}
+
+// isMountPoint reports whether p is the root of a mount.
+func isMountPoint(p string) (bool, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_BASIC_STATS, &stx); err != nil {
+		return false, err
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, errors.New("the kernel does not report mount roots (Linux 5.8)")
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+}
+
+// Unmount unmounts the root filesystem of containerDir; one that is not mounted is not an
+// error. A mount still busy after a few tries is detached: it leaves the mount table at once
+// and the kernel frees it when its last user goes.
+func Unmount(containerDir string) error {
+	target := filepath.Join(containerDir, RootfsDir)
+	for i := 0; ; i++ {
+		mounted, err := isMountPoint(target)
+		if errors.Is(err, unix.ENOENT) || err == nil && !mounted {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unmounting %s: %w", target, err)
+		}
+		flags := unix.UMOUNT_NOFOLLOW
+		if i >= 5 {
+			flags |= unix.MNT_DETACH
+		}
+		err = unix.Unmount(target, flags)
+		switch {
+		case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			// Unmounted, or not a mount any more: check again, in case of stacked mounts.
+		case errors.Is(err, unix.EBUSY) && i < 5:
+			time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+		default:
+			return fmt.Errorf("unmounting %s: %w", target, err)
+		}
+		if i > 20 {
+			return fmt.Errorf("unmounting %s: still mounted", target)
+		}
+	}
+}
+
+// Remove unmounts the root filesystem of containerDir and removes everything Mount made
+// there (the writable layer included), then containerDir itself if that leaves it empty.
+// Removing what is already gone is not an error.
+func Remove(containerDir string) error {
+	if err := Unmount(containerDir); err != nil {
+		return err
+	}
+	// Never remove through a mount: that would delete the files of whatever is mounted.
+	if mounted, err := isMountPoint(filepath.Join(containerDir, RootfsDir)); err == nil && mounted {
+		return fmt.Errorf("removing %s: the root filesystem is still mounted", containerDir)
+	}
+	if err := removeContainerDirs(containerDir); err != nil {
+		return err
+	}
+	if err := os.Remove(containerDir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("removing %s: %w", containerDir, err)
+	}
+	return nil
+}
+
+func removeContainerDirs(dir string) error {
+	var errs []error
+	for _, d := range []string{RootfsDir, upperDir, workDir, emptyDir} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
