@@ -50,6 +50,14 @@ awk -v j="$ejson_ns" -v e="$eval_ns" -v r="$resolve_ns" -v v="$verify_ns" 'BEGIN
   printf "resolve + verify signature:      %8.2f ms   ratio to baseline: %.2fx (target < 30 ms)\n", v/1e6, v/r
 }'
 
+bare_ns=$(metric RunBareRunc ns/op); engine_ns=$(metric RunEngine ns/op)
+echo
+echo "== moat run (hardened, runc, warm layer cache, in process)"
+awk -v r="$bare_ns" -v e="$engine_ns" 'BEGIN {
+  printf "bare runc run of the same hardened bundle (baseline): %8.1f ms\n", r/1e6
+  printf "engine run --rm (overlay, spec, runc, removal):      %8.1f ms   %+.1f ms over the baseline (target < 20 ms)\n", e/1e6, (e-r)/1e6
+}'
+
 # Whole command, warm cache: what a user waits for.
 export MOAT_HOME=$(mktemp -d)
 bin/moat sbom -q oci-dir:"$MOAT_SAMPLE_IMAGE/image.oci" -o json >/dev/null

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,7 +22,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	var ce *cli.ContainerExitError
+	if err != nil && !errors.As(err, &ce) { // a container's own exit code needs no message
 		fmt.Fprintln(os.Stderr, "moat:", err)
 	}
 	os.Exit(cli.ExitCode(err))

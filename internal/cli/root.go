@@ -54,6 +54,7 @@ func ExitCode(err error) int {
 	var fe *FindingsError
 	var de *DeniedError
 	var te *TestFailedError
+	var ce *ContainerExitError
 	switch {
 	case err == nil:
 		return ExitOK
@@ -65,6 +66,8 @@ func ExitCode(err error) int {
 		return ExitDenied
 	case errors.As(err, &te):
 		return ExitTestFailed
+	case errors.As(err, &ce):
+		return ce.Code
 	}
 	return ExitError
 }
@@ -181,7 +184,7 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a),
-		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a), newVerifyAttestationCmd(a), newPolicyCmd(a))
+		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a), newVerifyAttestationCmd(a), newPolicyCmd(a), newRunCmd(a))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)

@@ -42,12 +42,14 @@ var (
 	CosignPassword = Variable{"COSIGN_PASSWORD", "read as the signing key password when MOAT_PASSWORD is unset"}
 	// DecisionLog is where policy decisions are appended.
 	DecisionLog = Variable{"MOAT_DECISION_LOG", "JSON-lines file policy decisions are appended to (default: decisions.jsonl in the state directory; \"-\" for none)"}
+	// Policy is the default of `moat run --policy`: the trust policy in force.
+	Policy = Variable{"MOAT_POLICY", "trust policy file moat run enforces (default: none, every image runs at hardened)"}
 	// SampleImage points tests and benchmarks at the sample image `make sample-image` builds.
 	SampleImage = Variable{"MOAT_SAMPLE_IMAGE", "tests and benchmarks only: directory of the sample image built by make sample-image"}
 )
 
 // All lists every variable, for documentation and `moat --help`.
-var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, Password, CosignPassword, DecisionLog, SampleImage}
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, Password, CosignPassword, DecisionLog, Policy, SampleImage}
 
 // Get returns the variable's value, or "" when unset.
 func (v Variable) Get() string { return os.Getenv(v.Name) }

@@ -1,0 +1,430 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/moatsec/moat/internal/env"
+	"github.com/moatsec/moat/internal/evidence"
+	"github.com/moatsec/moat/internal/image"
+	"github.com/moatsec/moat/internal/policy"
+	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/engine"
+	"github.com/moatsec/moat/internal/runtime/spec"
+	"github.com/moatsec/moat/internal/sbom"
+	"github.com/moatsec/moat/internal/store"
+	"github.com/moatsec/moat/internal/vuln"
+)
+
+// ContainerExitError carries a container's non-zero exit code out of `moat run`, which exits
+// with it, as `docker run` does.
+type ContainerExitError struct{ Code int }
+
+func (e *ContainerExitError) Error() string {
+	return fmt.Sprintf("the container exited with code %d", e.Code)
+}
+
+type runOptions struct {
+	image       imageOptions
+	db          dbOptions
+	Policy      string
+	DecisionLog string
+	Isolation   string
+	Runtime     string
+	Remove      bool
+	Detach      bool
+	Interactive bool
+	TTY         bool
+	Name        string
+	Env         []string
+	EnvFiles    []string
+	Volumes     []string
+	Mounts      []string
+	Workdir     string
+	User        string
+	Entrypoint  string
+	Hostname    string
+	Memory      string
+	CPUs        float64
+	PidsLimit   int64
+	ReadOnly    bool
+	CapAdd      []string
+	SecurityOpt []string
+	Network     string
+}
+
+func newRunCmd(a *app) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Run an image in a container, hardened by default",
+		Long: `Run IMAGE (anything 'moat sbom' takes except dir:) in a container. The image is resolved
+to a digest once; with a policy (--policy or MOAT_POLICY) the decision for that digest is made
+first and a deny stops here with its reasons, and the container runs at the isolation level
+the decision chose (--isolation may raise it, never lower it). Without a policy every image
+runs at hardened, and moat says so.
+
+hardened (runc, or crun with --runtime crun) confines the container with no flags at all: a
+user namespace (root inside is an unprivileged host user), no capabilities, no_new_privs, a
+seccomp profile stricter than Docker's, a read-only root with a tmpfs /tmp, masked /proc and
+/sys paths, no host devices, memory, CPU and process limits, and no network. sandbox adds
+gVisor (runsc): the container's system calls go to a kernel in user space. Every relaxation
+(--cap-add, --security-opt, --read-only=false, bind mounts, --network) is explicit and is
+listed in the decision log. docs/isolation.md has the details.
+
+The root filesystem is assembled from a cache of unpacked layers (overlayfs), so a second
+container of the same image starts without unpacking. The container runs in the foreground
+and is removed when it exits; moat exits with its exit code.`,
+		Example: `  moat run --rm oci-dir:./app-layout
+  moat run --rm --policy policy.yaml registry.example.com/team/app:1.2
+  moat run --rm -e MODE=test -v $PWD/data:/data:ro --memory 256m app.tar /app/migrate --dry-run`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd.Context(), a, args[0], args[1:])
+		},
+	}
+	fs := cmd.Flags()
+	fs.SetInterspersed(false) // flags after IMAGE belong to the command
+	o.image.AddFlags(fs)
+	o.db.AddFlags(fs)
+	fs.StringVar(&o.Policy, "policy", env.Policy.Get(), "trust policy deciding whether the image may run and how isolated (env MOAT_POLICY)")
+	fs.StringVar(&o.DecisionLog, "decision-log", env.DecisionLog.Get(), `append the decision to this JSON-lines file; "-" for none (env MOAT_DECISION_LOG)`)
+	fs.StringVar(&o.Isolation, "isolation", "", "raise the isolation level: hardened or sandbox (vm is not available yet)")
+	fs.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime of the hardened level: runc or crun")
+	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits (required for now: moat keeps no stopped containers yet)")
+	fs.BoolVarP(&o.Detach, "detach", "d", false, "run in the background (not available yet)")
+	fs.BoolVarP(&o.Interactive, "interactive", "i", false, "keep standard input open and pass it to the container")
+	fs.BoolVarP(&o.TTY, "tty", "t", false, "allocate a pseudo-terminal (not available yet)")
+	fs.StringVar(&o.Name, "name", "", "container name (default: a random moat-<hex>)")
+	fs.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable: NAME=value, or NAME to pass moat's own value; repeatable")
+	fs.StringArrayVar(&o.EnvFiles, "env-file", nil, "read NAME=value lines from a file; repeatable")
+	fs.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount: /host/path:/container/path[:ro]; repeatable")
+	fs.StringArrayVar(&o.Mounts, "mount", nil, "mount: type=bind,source=...,target=...[,readonly] or type=tmpfs,target=...[,tmpfs-size=...]; repeatable")
+	fs.StringVarP(&o.Workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&o.User, "user", "u", "", "user: name, uid, name:group or uid:gid (names from the image's /etc/passwd)")
+	fs.StringVar(&o.Entrypoint, "entrypoint", "", "replace the image's entrypoint (and drop its command)")
+	fs.StringVar(&o.Hostname, "hostname", "", "container hostname (default moat)")
+	fs.StringVarP(&o.Memory, "memory", "m", "", "memory limit, e.g. 256m or 1g (default 512m)")
+	fs.Float64Var(&o.CPUs, "cpus", 0, "CPU limit as a number of CPUs (default 1)")
+	fs.Int64Var(&o.PidsLimit, "pids-limit", 0, "most processes and threads (default 512)")
+	fs.BoolVar(&o.ReadOnly, "read-only", true, "read-only root filesystem; --read-only=false is a relaxation")
+	fs.StringArrayVar(&o.CapAdd, "cap-add", nil, "grant a capability (a relaxation); repeatable")
+	fs.StringArrayVar(&o.SecurityOpt, "security-opt", nil, "seccomp=PATH|unconfined or no-new-privileges=false (relaxations); repeatable")
+	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only), or ns:PATH to join an existing network namespace (a relaxation)")
+	return cmd
+}
+
+// specOptions converts the flags into the container options, checking each.
+func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
+	so := spec.Options{Args: args, WorkingDir: o.Workdir, User: o.User, Hostname: o.Hostname, WritableRootfs: !o.ReadOnly, CapAdd: o.CapAdd}
+	if o.Entrypoint != "" {
+		so.Entrypoint = []string{o.Entrypoint}
+	}
+	for _, p := range o.EnvFiles {
+		entries, err := readEnvFile(p)
+		if err != nil {
+			return so, usageErrorf("--env-file: %v", err)
+		}
+		so.Env = append(so.Env, entries...)
+	}
+	for _, e := range o.Env {
+		if k, _, ok := strings.Cut(e, "="); ok {
+			if k == "" {
+				return so, usageErrorf("-e %q: no variable name", e)
+			}
+			so.Env = append(so.Env, e)
+			continue
+		}
+		if v, ok := os.LookupEnv(e); ok { // -e NAME passes moat's own value, as docker does
+			so.Env = append(so.Env, e+"="+v)
+		}
+	}
+	for _, v := range o.Volumes {
+		m, err := spec.ParseVolume(v)
+		if err != nil {
+			return so, usageErrorf("-v %q: %v", v, err)
+		}
+		so.Mounts = append(so.Mounts, m)
+	}
+	for _, v := range o.Mounts {
+		m, err := spec.ParseMount(v)
+		if err != nil {
+			return so, usageErrorf("--mount %q: %v", v, err)
+		}
+		so.Mounts = append(so.Mounts, m)
+	}
+	if o.Memory != "" {
+		n, err := parseBytes(o.Memory)
+		if err != nil {
+			return so, usageErrorf("--memory %q: %v", o.Memory, err)
+		}
+		so.Resources.Memory = n
+	}
+	if o.CPUs < 0 {
+		return so, usageErrorf("--cpus %v: must be positive", o.CPUs)
+	}
+	so.Resources.CPUs = o.CPUs
+	if o.PidsLimit < 0 {
+		return so, usageErrorf("--pids-limit %d: must be positive", o.PidsLimit)
+	}
+	so.Resources.Pids = o.PidsLimit
+	for _, s := range o.SecurityOpt {
+		k, v, _ := strings.Cut(s, "=")
+		switch {
+		case k == "seccomp" && v == "unconfined":
+			so.SeccompUnconfined = true
+		case k == "seccomp" && v != "":
+			b, err := readBoundedFile(v, 1<<20)
+			if err != nil {
+				return so, usageErrorf("--security-opt %s: %v", s, err)
+			}
+			p, err := spec.ParseProfile(v, b)
+			if err != nil {
+				return so, usageErrorf("--security-opt %s: %v", s, err)
+			}
+			so.Seccomp = p
+		case k == "no-new-privileges" && v == "false":
+			so.AllowNewPrivileges = true
+		case k == "no-new-privileges" && (v == "true" || v == ""):
+		default:
+			return so, usageErrorf("--security-opt %q: want seccomp=PATH, seccomp=unconfined or no-new-privileges=false", s)
+		}
+	}
+	switch {
+	case o.Network == "none" || o.Network == "":
+	case strings.HasPrefix(o.Network, "ns:"):
+		so.NetNSPath = strings.TrimPrefix(o.Network, "ns:")
+		if !filepath.IsAbs(so.NetNSPath) {
+			return so, usageErrorf("--network %q: ns: needs an absolute path", o.Network)
+		}
+	default:
+		return so, usageErrorf("--network %q: want none or ns:PATH (bridge networking is not available yet)", o.Network)
+	}
+	return so, nil
+}
+
+func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string) error {
+	switch {
+	case o.Detach:
+		return usageErrorf("-d: detached containers are not available yet; run in the foreground")
+	case o.TTY:
+		return usageErrorf("-t: terminals are not available yet")
+	case !o.Remove:
+		return usageErrorf("--rm is required for now: moat does not keep stopped containers yet")
+	}
+	if strings.HasPrefix(arg, "dir:") {
+		return usageErrorf("%s: a root filesystem directory cannot be run: give an image", arg)
+	}
+	var raise spec.Level
+	if o.Isolation != "" {
+		l, err := spec.ParseLevel(o.Isolation)
+		if err != nil {
+			return usageErrorf("--isolation %q: %v", o.Isolation, err)
+		}
+		raise = l
+	}
+	so, err := o.specOptions(a, args)
+	if err != nil {
+		return err
+	}
+	imgOpts, err := o.image.options()
+	if err != nil {
+		return err
+	}
+	logPath, err := decisionLogPath(o.DecisionLog)
+	if err != nil {
+		return err
+	}
+	target, err := image.ParseTarget(arg)
+	if err != nil {
+		return err
+	}
+	dirs, err := store.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	// A registry reference is resolved to its digest once; the decision and the image both
+	// name that digest.
+	if target.Source == image.SourceRegistry {
+		d, _, err := (&registryOptions{Insecure: o.image.Insecure}).resolve(ctx, target.Ref)
+		if err != nil {
+			return err
+		}
+		target.Ref = d.String()
+	}
+	sess, err := openSession(a, false)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	imgOpts.TempDir = sess.tempDir
+	img, err := image.Open(ctx, target, imgOpts)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+
+	level, err := o.decide(ctx, a, arg, target, img, logPath)
+	if err != nil {
+		return err
+	}
+	if raise.Rank() > level.Rank() {
+		a.log.Info("isolation raised", "from", level, "to", raise)
+		level = raise
+	}
+
+	e, err := engine.New(engineDir(dirs), engine.WithLogger(a.log), engine.WithHardenedRuntime(o.Runtime))
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var stdin io.Reader
+	if o.Interactive {
+		stdin = a.in
+	}
+	res, err := e.Run(ctx, img, engine.RunOptions{Name: o.Name, Level: level, Spec: so, IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}})
+	if err != nil {
+		return err
+	}
+	for _, r := range res.Relaxations {
+		a.log.Info("relaxation applied", "container", res.ID, "relaxation", r.String())
+	}
+	if res.ExitCode != 0 {
+		return &ContainerExitError{Code: res.ExitCode}
+	}
+	return nil
+}
+
+// decide makes the policy decision for the image, or says that no policy is in force.
+func (o *runOptions) decide(ctx context.Context, a *app, arg string, target image.Target, img *image.Image, logPath string) (spec.Level, error) {
+	if o.Policy == "" {
+		fmt.Fprintln(a.err, "moat: no trust policy in force (--policy, MOAT_POLICY): running at hardened")
+		return spec.Hardened, nil
+	}
+	now := time.Now()
+	var ev *policy.Evidence
+	d, err := func() (policy.Decision, error) {
+		p, err := policy.Load(o.Policy)
+		if err != nil {
+			return policy.Decision{}, err
+		}
+		keys, err := evidence.LoadKeys(p)
+		if err != nil {
+			return policy.Decision{PolicyHash: p.Hash}, err
+		}
+		needs := p.Needs()
+		dbDir, err := o.db.dir()
+		if err != nil {
+			return policy.Decision{PolicyHash: p.Hash}, err
+		}
+		scan := func(ctx context.Context, pinned name.Digest) (*sbom.Inventory, []vuln.Finding, time.Time, error) {
+			return scanForPolicy(ctx, a, dbDir, pinned, o.image, true)
+		}
+		if target.Source == image.SourceRegistry {
+			ref, err := name.NewDigest(target.Ref, name.Insecure)
+			if err != nil {
+				return policy.Decision{PolicyHash: p.Hash}, err
+			}
+			ev = evidence.Gather(ctx, ref, evidence.Options{Needs: needs, Keys: keys, Remote: image.RemoteOptions(ctx, img.Platform), Scan: scan})
+		} else {
+			// A local image carries no signatures or attestations; a policy that requires them
+			// denies it.
+			ev = &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest,
+				Config: policy.Config{User: img.Config.Config.User, Env: img.Config.Config.Env, Labels: img.Config.Config.Labels}}
+			if needs.Scan {
+				ev.Errors = append(ev.Errors, "the policy limits vulnerabilities, which is decided for registry images only for now")
+			}
+		}
+		return policy.Evaluate(p, ev, now), nil
+	}()
+	if err != nil {
+		d.Reasons = append(d.Reasons, "policy: "+err.Error())
+	}
+	if ev == nil {
+		ev = &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest}
+	}
+	if logPath != "" {
+		if err := appendDecision(logPath, policy.NewRecord(now, ev, d)); err != nil {
+			return "", err
+		}
+	}
+	if !d.Allow {
+		for _, r := range d.Reasons {
+			fmt.Fprintln(a.err, "  "+r)
+		}
+		return "", &DeniedError{Err: fmt.Errorf("%s denied by policy: %s", arg, lastReason(d))}
+	}
+	level, err := spec.ParseLevel(d.Isolation)
+	if err != nil {
+		return "", &DeniedError{Err: fmt.Errorf("%s: the policy chose isolation %q: %w", arg, d.Isolation, err)}
+	}
+	a.log.Info("policy decision", "rule", d.Rule, "isolation", level)
+	return level, nil
+}
+
+// readEnvFile reads NAME=value lines; blank lines and # comments are skipped.
+func readEnvFile(p string) ([]string, error) {
+	b, err := readBoundedFile(p, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	s := bufio.NewScanner(strings.NewReader(string(b)))
+	for n := 1; s.Scan(); n++ {
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("%s:%d: want NAME=value", p, n)
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+// parseBytes reads 512, 512k, 256m, 1g (binary units, as docker does).
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	num := strings.ToLower(strings.TrimSpace(s))
+	num = strings.TrimSuffix(num, "b")
+	switch {
+	case strings.HasSuffix(num, "k"):
+		mult, num = 1<<10, strings.TrimSuffix(num, "k")
+	case strings.HasSuffix(num, "m"):
+		mult, num = 1<<20, strings.TrimSuffix(num, "m")
+	case strings.HasSuffix(num, "g"):
+		mult, num = 1<<30, strings.TrimSuffix(num, "g")
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive size such as 256m or 1g")
+	}
+	if n > (1<<62)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}
+
+// engineDir is where containers live. Their mapped root, an unprivileged host user, must be
+// able to reach the root filesystems there, which rules out the default state directory in a
+// private home (/root is 0700): as root without MOAT_HOME, moat keeps them in /var/lib/moat,
+// as Docker does in /var/lib/docker.
+func engineDir(dirs store.Dirs) string {
+	if _, ok := env.Home.Lookup(); !ok && os.Geteuid() == 0 {
+		return "/var/lib/moat"
+	}
+	return filepath.Join(dirs.State, "engine")
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
+	"github.com/moatsec/moat/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	backend.HandleShim()
+	os.Exit(m.Run())
+}
+
+// runnable makes MOAT_HOME reachable by containers' mapped root and returns an OCI layout of
+// an image whose entrypoint is the backend suite's test program.
+func runnable(t *testing.T, e *testEnv) string {
+	t.Helper()
+	// Only the test's own directories: MOAT_HOME and the test's temporary root above it.
+	for _, d := range []string{e.home, filepath.Dir(e.home)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prog, err := os.ReadFile(backendtest.BuildProg(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testutil.Image(t, testutil.Layer(t, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(prog))))
+	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/bin/prog"}, Cmd: []string{"check"}, Env: []string{"FROM_IMAGE=yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "oci-dir:" + testutil.OCIDir(t, img)
+}
+
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	e := setup(t)
+	target := runnable(t, e)
+	t.Setenv("PATH", filepath.Dir(testutil.Runsc(t))+string(os.PathListSeparator)+os.Getenv("PATH")) // moat finds runsc in PATH
+	out, stderr := mustRun(t, "run", "--rm", target)
+	if !strings.Contains(out, "uid=0 ") || !strings.Contains(out, "readonly-root=true") || !strings.Contains(stderr, "no trust policy in force") {
+		t.Errorf("run: %q %q", out, stderr)
+	}
+	// The container's exit code is moat's; flags after the image are the command's.
+	out, _, code, _ := run(t, "run", "--rm", target, "exit", "3")
+	if code != 3 || out != "out\n" {
+		t.Errorf("exit 3: code %d, %q", code, out)
+	}
+	out, _ = mustRun(t, "run", "--rm", "-e", "A=1", "--isolation", "sandbox", target, "env", "A")
+	if out != "1\n" {
+		t.Errorf("-e in the sandbox: %q", out)
+	}
+
+	// A policy decides: an unsigned local image matches no rule and is denied before anything runs.
+	pol := `apiVersion: moat.dev/v1
+kind: Policy
+rules:
+  - name: only-signed-from-our-registry
+    require:
+      registries: ["registry.example.com"]
+    isolation: hardened
+    action: allow
+`
+	os.WriteFile(filepath.Join(e.work, "policy.yaml"), []byte(pol), 0o644)
+	_, stderr, code, _ = run(t, "run", "--rm", "--policy", "policy.yaml", target)
+	if code != ExitDenied || !strings.Contains(stderr, "registry") {
+		t.Errorf("denied: code %d, stderr %q", code, stderr)
+	}
+
+	for _, args := range [][]string{
+		{"run", target},                                // no --rm
+		{"run", "--rm", "-d", target},                  // detached: not yet
+		{"run", "--rm", "--isolation", "vm", target},   // no vm backend
+		{"run", "--rm", "--network", "bridge", target}, // no bridge networking
+		{"run", "--rm", "--memory", "lots", target},
+		{"run", "--rm", "dir:/", "true"},
+	} {
+		if _, _, code, err := run(t, args...); code != ExitUsage && code != ExitError {
+			t.Errorf("%v: exit %d (%v)", args, code, err)
+		}
+	}
+	// Nothing is left of the containers.
+	ents, _ := os.ReadDir(filepath.Join(e.home, "state", "engine", "containers"))
+	if len(ents) != 0 {
+		t.Errorf("containers left: %v", ents)
+	}
+}

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/moatsec/moat/internal/image"
+	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
+	"github.com/moatsec/moat/internal/runtime/spec"
+	"github.com/moatsec/moat/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	backend.HandleShim()
+	os.Exit(m.Run())
+}
+
+// progImage is an image whose only file is the conformance suite's static test program,
+// with it as the entrypoint.
+func progImage(t *testing.T) *image.Image {
+	t.Helper()
+	prog, err := os.ReadFile(backendtest.BuildProg(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testutil.Image(t, testutil.Layer(t, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(prog)), testutil.Dir("etc/")),
+		testutil.Layer(t, testutil.File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+			testutil.File("etc/group", "root:x:0:\napp:x:1000:\n")))
+	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/bin/prog"}, Cmd: []string{"check"}, Env: []string{"FROM_IMAGE=yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := image.Open(context.Background(), image.Target{Source: image.SourceOCIDir, Ref: testutil.OCIDir(t, img)}, image.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { opened.Close() })
+	return opened
+}
+
+// engineDir is a directory for an engine whose parents containers can search.
+func engineDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// Only the test's own directories: this one and the test's temporary root above it.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "engine")
+}
+
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	for _, tc := range []struct {
+		name    string
+		level   spec.Level
+		runtime string
+	}{
+		{"hardened runc", spec.Hardened, "runc"},
+		{"hardened crun", spec.Hardened, "crun"},
+		{"sandbox runsc", spec.Sandbox, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := engineDir(t)
+			opts := []Option{WithRuntimeBinary("runsc", testutil.Runsc(t))}
+			if tc.runtime != "" {
+				opts = append(opts, WithHardenedRuntime(tc.runtime))
+			}
+			e, err := New(dir, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			run := func(o RunOptions) (string, string, *Result) {
+				t.Helper()
+				var out, errb bytes.Buffer
+				o.Level = tc.level
+				o.IO = backend.IO{Stdout: &out, Stderr: &errb}
+				res, err := e.Run(ctx, img, o)
+				if err != nil {
+					t.Fatalf("Run: %v (stderr %q)", err, errb.String())
+				}
+				return out.String(), errb.String(), res
+			}
+			// The image's entrypoint and command, confined: root in the container, read-only root.
+			out, _, res := run(RunOptions{})
+			if res.ExitCode != 0 || !strings.Contains(out, "uid=0 ") || !strings.Contains(out, "readonly-root=true") || !strings.Contains(out, "pid=1") {
+				t.Errorf("check: exit %d, output %q", res.ExitCode, out)
+			}
+			// Arguments, environment and exit codes come through; the user resolves from the image.
+			out, _, res = run(RunOptions{Spec: spec.Options{Args: []string{"env", "FROM_IMAGE"}}})
+			if strings.TrimSpace(out) != "yes" || res.ExitCode != 0 {
+				t.Errorf("env: exit %d, %q", res.ExitCode, out)
+			}
+			out, stderr, res := run(RunOptions{Spec: spec.Options{Args: []string{"exit", "3"}}})
+			if res.ExitCode != 3 || out != "out\n" || stderr != "err\n" {
+				t.Errorf("exit 3: %d %q %q", res.ExitCode, out, stderr)
+			}
+			out, _, _ = run(RunOptions{Spec: spec.Options{User: "app", Args: []string{"check"}}})
+			if !strings.Contains(out, "uid=1000 gid=1000") {
+				t.Errorf("user app: %q", out)
+			}
+			// Nothing is left but the layer cache.
+			ents, _ := os.ReadDir(filepath.Join(dir, "containers"))
+			if len(ents) != 0 {
+				t.Errorf("containers left: %v", ents)
+			}
+		})
+	}
+}
+
+func TestRunRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the runtimes")
+	}
+	img := progImage(t)
+	e, err := New(engineDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, tc := range []struct {
+		name string
+		o    RunOptions
+		want string
+	}{
+		{"vm level", RunOptions{Level: spec.VM}, "no backend yet"},
+		{"bad name", RunOptions{Name: "../x"}, "container name"},
+		{"unknown user", RunOptions{Spec: spec.Options{User: "nobody-here"}}, "unknown user"},
+		{"missing bind source", RunOptions{Spec: spec.Options{Mounts: []spec.Mount{{Type: spec.Bind, Source: "/nonexistent/x", Destination: "/data"}}}}, "/nonexistent/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Run(context.Background(), img, tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := New(engineDir(t), WithHardenedRuntime("docker")); err == nil {
+		t.Error("an unknown hardened runtime was accepted")
+	}
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(filepath.Join(private, "engine")); err == nil || !strings.Contains(err.Error(), "not searchable") {
+		t.Errorf("a directory containers cannot reach: %v", err)
+	}
+}
