@@ -275,7 +275,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	}
 	defer img.Close()
 
-	level, err := o.decide(ctx, a, arg, target, img, logPath)
+	level, record, err := o.decide(ctx, a, arg, target, img, logPath)
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,18 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	if o.Interactive {
 		stdin = a.in
 	}
-	res, err := e.Run(ctx, img, engine.RunOptions{Name: o.Name, Level: level, Spec: so, IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}})
+	// The allow decision is logged with the container and its relaxations, before it starts.
+	prepared := func(id string, relax []spec.Relaxation) error {
+		if logPath == "" {
+			return nil
+		}
+		record.Container = id
+		for _, r := range relax {
+			record.Relaxations = append(record.Relaxations, r.String())
+		}
+		return appendDecision(logPath, record)
+	}
+	res, err := e.Run(ctx, img, engine.RunOptions{Name: o.Name, Level: level, Spec: so, IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}, Prepared: prepared})
 	if err != nil {
 		return err
 	}
@@ -306,11 +317,14 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	return nil
 }
 
-// decide makes the policy decision for the image, or says that no policy is in force.
-func (o *runOptions) decide(ctx context.Context, a *app, arg string, target image.Target, img *image.Image, logPath string) (spec.Level, error) {
+// decide makes the policy decision for the image, or says that no policy is in force. A deny
+// is logged here; an allow comes back as the record to log once the container is prepared.
+func (o *runOptions) decide(ctx context.Context, a *app, arg string, target image.Target, img *image.Image, logPath string) (spec.Level, policy.Record, error) {
 	if o.Policy == "" {
 		fmt.Fprintln(a.err, "moat: no trust policy in force (--policy, MOAT_POLICY): running at hardened")
-		return spec.Hardened, nil
+		ev := &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest}
+		d := policy.Decision{Allow: true, Isolation: string(spec.Hardened), Reasons: []string{"no trust policy in force: hardened"}}
+		return spec.Hardened, policy.NewRecord(time.Now(), ev, d), nil
 	}
 	now := time.Now()
 	var ev *policy.Evidence
@@ -354,23 +368,27 @@ func (o *runOptions) decide(ctx context.Context, a *app, arg string, target imag
 	if ev == nil {
 		ev = &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest}
 	}
-	if logPath != "" {
-		if err := appendDecision(logPath, policy.NewRecord(now, ev, d)); err != nil {
-			return "", err
-		}
+	record := policy.NewRecord(now, ev, d)
+	level, lerr := spec.ParseLevel(d.Isolation)
+	if d.Allow && lerr != nil {
+		// An allow at a level moat cannot parse is no allow.
+		d.Allow = false
+		d.Reasons = append(d.Reasons, fmt.Sprintf("deny: the policy chose isolation %q: %v", d.Isolation, lerr))
+		record = policy.NewRecord(now, ev, d)
 	}
 	if !d.Allow {
+		if logPath != "" {
+			if err := appendDecision(logPath, record); err != nil {
+				return "", record, err
+			}
+		}
 		for _, r := range d.Reasons {
 			fmt.Fprintln(a.err, "  "+r)
 		}
-		return "", &DeniedError{Err: fmt.Errorf("%s denied by policy: %s", arg, lastReason(d))}
-	}
-	level, err := spec.ParseLevel(d.Isolation)
-	if err != nil {
-		return "", &DeniedError{Err: fmt.Errorf("%s: the policy chose isolation %q: %w", arg, d.Isolation, err)}
+		return "", record, &DeniedError{Err: fmt.Errorf("%s denied by policy: %s", arg, lastReason(d))}
 	}
 	a.log.Info("policy decision", "rule", d.Rule, "isolation", level)
-	return level, nil
+	return level, record, nil
 }
 
 // readEnvFile reads NAME=value lines; blank lines and # comments are skipped.

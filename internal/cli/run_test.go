@@ -62,6 +62,16 @@ func TestRun(t *testing.T) {
 		t.Errorf("-e in the sandbox: %q", out)
 	}
 
+	// Every container is in the decision log with the relaxations its flags asked for.
+	out, _ = mustRun(t, "run", "--rm", "--name", "relaxed", "--cap-add", "NET_ADMIN", "-v", e.work+":/data:ro", target, "args", "x")
+	if out != "x\n" {
+		t.Errorf("relaxed run: %q", out)
+	}
+	log := string(readFile(t, filepath.Join(e.home, "state", "decisions.jsonl")))
+	if !strings.Contains(log, `"container":"relaxed"`) || !strings.Contains(log, `"relaxations":["cap-add CAP_NET_ADMIN","bind-mount `+e.work+`:/data:ro"]`) {
+		t.Errorf("decision log:\n%s", log)
+	}
+
 	// A policy decides: an unsigned local image matches no rule and is denied before anything runs.
 	pol := `apiVersion: moat.dev/v1
 kind: Policy

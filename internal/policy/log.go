@@ -19,6 +19,12 @@ type Record struct {
 	Isolation  string    `json:"isolation,omitempty"`
 	Reasons    []string  `json:"reasons"`
 	PolicyHash string    `json:"policyHash"`
+	// Container names the container an allow decision started (moat run); empty for a
+	// decision that started nothing (moat policy eval, a deny).
+	Container string `json:"container,omitempty"`
+	// Relaxations are the loosenings of the hardened confinement that container runs with
+	// ("cap-add CAP_NET_ADMIN", "bind-mount /srv:/data:ro", ...), each asked for by a flag.
+	Relaxations []string `json:"relaxations,omitempty"`
 }
 
 // NewRecord makes the log record of decision d about ev, made at t.

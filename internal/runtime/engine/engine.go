@@ -143,6 +143,9 @@ type RunOptions struct {
 	Spec spec.Options
 	// IO is the container's standard streams.
 	IO backend.IO
+	// Prepared, when set, is called with the container's name and relaxations once everything
+	// is ready and before the container starts; an error stops the run (nothing has started).
+	Prepared func(id string, relaxations []spec.Relaxation) error
 }
 
 // Result describes a finished container.
@@ -229,6 +232,11 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600); err != nil {
 		return nil, fmt.Errorf("writing the runtime spec: %w", err)
+	}
+	if o.Prepared != nil {
+		if err := o.Prepared(id, gen.Relaxations); err != nil {
+			return res, err
+		}
 	}
 	e.log.Info("starting container", "container", id, "image", img.Name, "digest", img.Digest, "level", o.Level, "runtime", rt.Name())
 	code, err := rt.Run(ctx, id, dir, o.IO)
