@@ -126,7 +126,8 @@ func (c *Cache) Path(diffID v1.Hash, m IDMap) (string, error) {
 	return filepath.Join(c.layers, key, "fs"), nil
 }
 
-// Has reports whether the layer is complete in the cache for m.
+// Has reports whether the layer is complete in the cache for m. It says nothing about which
+// images may use it: Unpack is how an image gets a layer, as it checks the image's blob.
 func (c *Cache) Has(diffID v1.Hash, m IDMap) bool {
 	p, err := c.Path(diffID, m)
 	if err != nil {

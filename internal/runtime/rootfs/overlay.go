@@ -233,10 +233,13 @@ func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
 		return mountLegacy(dir, target, lowers)
 	}
 	if err != nil {
+		if cfg.idmapped && errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("%w: the kernel has no mount API: %w", ErrNoIDMappedMounts, err)
+		}
 		return fmt.Errorf("mounting overlayfs: %w", err)
 	}
 	defer unix.Close(fsfd)
-	var userns int = -1
+	userns := -1
 	if cfg.idmapped {
 		if userns, err = usernsFD(cfg.owner); err != nil {
 			return err

@@ -97,7 +97,23 @@ type sandbox struct {
 
 func newSandbox(t testing.TB) sandbox {
 	t.Helper()
-	base := t.TempDir()
+	return newSandboxIn(t, "")
+}
+
+// newSandboxIn makes the sandbox under parent, or in the test's temporary directory when
+// parent is "".
+func newSandboxIn(t testing.TB, parent string) sandbox {
+	t.Helper()
+	var base string
+	if parent == "" {
+		base = t.TempDir()
+	} else {
+		var err error
+		if base, err = os.MkdirTemp(parent, "sandbox-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(base) })
+	}
 	s := sandbox{base: base, layer: filepath.Join(base, "layer"), outside: filepath.Join(base, "outside")}
 	for _, d := range []string{s.layer, s.outside} {
 		if err := os.Mkdir(d, 0o755); err != nil {
