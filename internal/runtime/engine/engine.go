@@ -195,7 +195,9 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	res := &Result{ID: id, ExitCode: -1}
 	defer func() {
 		if err := rootfs.Remove(dir); err != nil {
-			e.log.Warn("removing the container's root filesystem", "container", id, "error", err)
+			// The root filesystem may still be mounted: removing the directory would walk into it.
+			e.log.Warn("removing the container's root filesystem; its directory is left", "container", id, "dir", dir, "error", err)
+			return
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			e.log.Warn("removing the container's directory", "container", id, "error", err)
