@@ -109,9 +109,16 @@ func readBoundedFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, limit>>20)
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// writeJSON writes v as indented JSON, the form every -o json of moat takes.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 type verifyAttestationOptions struct {
@@ -186,9 +193,7 @@ func (o *verifyAttestationOptions) run(ctx context.Context, a *app, ref string) 
 	}
 	res.Image = ref
 	if o.Output == "json" {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(a.out, res); err != nil {
 			return err
 		}
 	} else {

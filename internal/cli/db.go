@@ -290,9 +290,7 @@ func newDBStatusCmd(a *app, dbo *dbOptions) *cobra.Command {
 			st := d.Status()
 			stale := dbo.warnStale(a, st)
 			if format == "json" {
-				enc := json.NewEncoder(a.out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+				return writeJSON(a.out, struct {
 					db.Status
 					Stale []string `json:"stale,omitempty"`
 				}{st, stale})

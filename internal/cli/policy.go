@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -148,9 +147,7 @@ func (o *policyEvalOptions) run(ctx context.Context, a *app, ref string) error {
 		}
 	}
 	if format == "json" {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(evalOutput{Image: ev.Image.Reference, Digest: ev.Digest, Decision: d, Evidence: ev}); err != nil {
+		if err := writeJSON(a.out, evalOutput{Image: ev.Image.Reference, Digest: ev.Digest, Decision: d, Evidence: ev}); err != nil {
 			return err
 		}
 	} else {
@@ -333,9 +330,7 @@ func (o *policyTestOptions) run(a *app, dir string) error {
 		out = append(out, c)
 	}
 	if o.Output == "json" {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(a.out, out); err != nil {
 			return err
 		}
 	} else {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -243,17 +242,9 @@ func readKeyFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, usageErrorf("--key is required")
 	}
-	f, err := os.Open(path)
+	b, err := readBoundedFile(path, key.MaxPEMSize)
 	if err != nil {
 		return nil, fmt.Errorf("--key: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, key.MaxPEMSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("--key: reading %s: %w", path, err)
-	}
-	if len(b) > key.MaxPEMSize {
-		return nil, fmt.Errorf("--key %s: larger than %d bytes: not a key", path, key.MaxPEMSize)
 	}
 	return b, nil
 }
@@ -442,9 +433,7 @@ func (o *verifyOptions) run(ctx context.Context, a *app, ref string) error {
 		res.Signatures = append(res.Signatures, verifiedOutput{Key: file, KeyID: v.Key, Annotations: v.Payload.Annotations})
 	}
 	if o.Output == "json" {
-		enc := json.NewEncoder(a.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(a.out, res); err != nil {
 			return err
 		}
 	} else {
