@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/moatsec/moat/internal/env"
@@ -40,7 +41,6 @@ func newPolicyCmd(a *app) *cobra.Command {
 }
 
 type policyEvalOptions struct {
-	registry    registryOptions
 	image       imageOptions
 	db          dbOptions
 	Policy      string
@@ -75,8 +75,7 @@ Exit codes: 0 allowed, 4 denied, 1 error (the decision log cannot be written), 2
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), a, args[0]) },
 	}
 	fs := cmd.Flags()
-	o.registry.AddFlags(fs)
-	fs.StringVar(&o.image.Platform, "platform", "", "platform of a multi-platform image, os/arch[/variant] (default: this host's)")
+	o.image.AddFlags(fs)
 	o.db.AddFlags(fs)
 	fs.StringVar(&o.Policy, "policy", "", "policy file (YAML)")
 	fs.StringVarP(&o.Output, "output", "o", "", "output format: table or json (default: table on a terminal, json otherwise)")
@@ -112,7 +111,7 @@ func (o *policyEvalOptions) run(ctx context.Context, a *app, ref string) error {
 	if err != nil {
 		return err
 	}
-	r, err := image.ParseReference(ref, o.registry.Insecure)
+	r, err := image.ParseReference(ref, o.image.Insecure)
 	if err != nil {
 		return usageErrorf("%q: %v", ref, err)
 	}
@@ -177,23 +176,30 @@ func (o *policyEvalOptions) evidence(ctx context.Context, a *app, p *policy.Poli
 		}
 		return c, nil
 	}
+	return gatherEvidence(ctx, a, p, r, imgOpts.Platform, o.image, o.db, !o.NoCache)
+}
+
+// gatherEvidence gathers what p needs about the registry image r, verifying against p's keys
+// and scanning the pinned digest when a rule limits vulnerabilities: the one way `policy eval`
+// and `run` build a decision's evidence. The error is for a key that does not load or a bad
+// MOAT_DB_MAX_AGE; registry and database trouble land in the evidence.
+func gatherEvidence(ctx context.Context, a *app, p *policy.Policy, r name.Reference, platform *v1.Platform, imgFlags imageOptions, dbo dbOptions, useCache bool) (*policy.Evidence, error) {
 	keys, err := evidence.LoadKeys(p)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := o.db.dir()
+	dir, err := dbo.dir()
 	if err != nil {
 		return nil, err
 	}
-	opts := evidence.Options{
+	return evidence.Gather(ctx, r, evidence.Options{
 		Needs:  p.Needs(),
 		Keys:   keys,
-		Remote: image.RemoteOptions(ctx, imgOpts.Platform),
+		Remote: image.RemoteOptions(ctx, platform),
 		Scan: func(ctx context.Context, pinned name.Digest) (*sbom.Inventory, []vuln.Finding, time.Time, error) {
-			return scanForPolicy(ctx, a, dir, pinned, o.image, !o.NoCache)
+			return scanForPolicy(ctx, a, dir, pinned, imgFlags, useCache)
 		},
-	}
-	return evidence.Gather(ctx, r, opts), nil
+	}), nil
 }
 
 // scanForPolicy inventories the pinned image and matches it. No ignore file or VEX applies:

@@ -22,9 +22,7 @@ import (
 	"github.com/moatsec/moat/internal/runtime/backend"
 	"github.com/moatsec/moat/internal/runtime/engine"
 	"github.com/moatsec/moat/internal/runtime/spec"
-	"github.com/moatsec/moat/internal/sbom"
 	"github.com/moatsec/moat/internal/store"
-	"github.com/moatsec/moat/internal/vuln"
 )
 
 // ContainerExitError carries a container's non-zero exit code out of `moat run`, which exits
@@ -333,29 +331,22 @@ func (o *runOptions) decide(ctx context.Context, a *app, arg string, target imag
 		if err != nil {
 			return policy.Decision{}, err
 		}
-		keys, err := evidence.LoadKeys(p)
-		if err != nil {
-			return policy.Decision{PolicyHash: p.Hash}, err
-		}
 		needs := p.Needs()
-		dbDir, err := o.db.dir()
-		if err != nil {
-			return policy.Decision{PolicyHash: p.Hash}, err
-		}
-		scan := func(ctx context.Context, pinned name.Digest) (*sbom.Inventory, []vuln.Finding, time.Time, error) {
-			return scanForPolicy(ctx, a, dbDir, pinned, o.image, true)
-		}
 		if target.Source == image.SourceRegistry {
 			ref, err := name.NewDigest(target.Ref, name.Insecure)
 			if err != nil {
 				return policy.Decision{PolicyHash: p.Hash}, err
 			}
-			ev = evidence.Gather(ctx, ref, evidence.Options{Needs: needs, Keys: keys, Remote: image.RemoteOptions(ctx, img.Platform), Scan: scan})
+			if ev, err = gatherEvidence(ctx, a, p, ref, img.Platform, o.image, o.db, true); err != nil {
+				return policy.Decision{PolicyHash: p.Hash}, err
+			}
 		} else {
 			// A local image carries no signatures or attestations; a policy that requires them
-			// denies it.
-			ev = &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest,
-				Config: policy.Config{User: img.Config.Config.User, Env: img.Config.Config.Env, Labels: img.Config.Config.Labels}}
+			// denies it. Its keys must still load: a policy that lost a key is no policy.
+			if _, err := evidence.LoadKeys(p); err != nil {
+				return policy.Decision{PolicyHash: p.Hash}, err
+			}
+			ev = &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest, Config: evidence.Config(img.Config.Config)}
 			if needs.Scan {
 				ev.Errors = append(ev.Errors, "the policy limits vulnerabilities, which is decided for registry images only for now")
 			}

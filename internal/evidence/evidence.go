@@ -76,7 +76,7 @@ func Gather(ctx context.Context, ref name.Reference, opts Options) *policy.Evide
 		if cerr != nil {
 			err = cerr
 		} else {
-			ev.Config = policy.Config{User: c.Config.User, Env: c.Config.Env, Labels: c.Config.Labels}
+			ev.Config = Config(c.Config)
 		}
 	}
 	if err != nil {
@@ -94,6 +94,11 @@ func Gather(ctx context.Context, ref name.Reference, opts Options) *policy.Evide
 		scan(ctx, ev, pinned, opts.Scan)
 	}
 	return ev
+}
+
+// Config trims an image configuration to the part policies look at.
+func Config(c v1.Config) policy.Config {
+	return policy.Config{User: c.User, Env: c.Env, Labels: c.Labels}
 }
 
 // keyNames maps each key's fingerprint to its policy name.

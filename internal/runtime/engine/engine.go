@@ -74,7 +74,7 @@ func New(dir string, opts ...Option) (*Engine, error) {
 	if err := checkSearchable(dir); err != nil {
 		return nil, err
 	}
-	c, err := rootfs.NewCache(filepath.Join(dir, "layers"), rootfs.WithLogger(e.log))
+	c, err := rootfs.NewCache(filepath.Join(dir, "cache"), rootfs.WithLogger(e.log))
 	if err != nil {
 		return nil, err
 	}
