@@ -82,11 +82,14 @@ gVisor (runsc): the container's system calls go to a kernel in user space. Every
 listed in the decision log. docs/isolation.md has the details.
 
 The root filesystem is assembled from a cache of unpacked layers (overlayfs), so a second
-container of the same image starts without unpacking. The container runs in the foreground
-and is removed when it exits; moat exits with its exit code.`,
+container of the same image starts without unpacking. In the foreground moat exits with the
+container's exit code; with -d it prints the container's ID and leaves it running. Either way
+the container stays, with its log, until 'moat rm' (or --rm): see moat ps, logs, stop, kill,
+exec, inspect and rm.`,
 		Example: `  moat run --rm oci-dir:./app-layout
   moat run --rm --policy policy.yaml registry.example.com/team/app:1.2
-  moat run --rm -e MODE=test -v $PWD/data:/data:ro --memory 256m app.tar /app/migrate --dry-run`,
+  moat run --rm -e MODE=test -v $PWD/data:/data:ro --memory 256m app.tar /app/migrate --dry-run
+  moat run -d --name web oci-dir:./app-layout && moat logs -f web`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), a, args[0], args[1:])
@@ -100,8 +103,8 @@ and is removed when it exits; moat exits with its exit code.`,
 	fs.StringVar(&o.DecisionLog, "decision-log", env.DecisionLog.Get(), `append the decision to this JSON-lines file; "-" for none (env MOAT_DECISION_LOG)`)
 	fs.StringVar(&o.Isolation, "isolation", "", "raise the isolation level: hardened or sandbox (vm is not available yet)")
 	fs.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime of the hardened level: runc or crun")
-	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits (required for now: moat keeps no stopped containers yet)")
-	fs.BoolVarP(&o.Detach, "detach", "d", false, "run in the background (not available yet)")
+	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits (a detached one: when moat next finds it exited)")
+	fs.BoolVarP(&o.Detach, "detach", "d", false, "run in the background and print the container's ID; its output goes to its log (moat logs)")
 	fs.BoolVarP(&o.Interactive, "interactive", "i", false, "keep standard input open and pass it to the container")
 	fs.BoolVarP(&o.TTY, "tty", "t", false, "allocate a pseudo-terminal (not available yet)")
 	fs.StringVar(&o.Name, "name", "", "container name (default: a random moat-<hex>)")
@@ -129,25 +132,11 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 	if o.Entrypoint != "" {
 		so.Entrypoint = []string{o.Entrypoint}
 	}
-	for _, p := range o.EnvFiles {
-		entries, err := readEnvFile(p)
-		if err != nil {
-			return so, usageErrorf("--env-file: %v", err)
-		}
-		so.Env = append(so.Env, entries...)
+	env, err := environment(o.Env, o.EnvFiles)
+	if err != nil {
+		return so, err
 	}
-	for _, e := range o.Env {
-		if k, _, ok := strings.Cut(e, "="); ok {
-			if k == "" {
-				return so, usageErrorf("-e %q: no variable name", e)
-			}
-			so.Env = append(so.Env, e)
-			continue
-		}
-		if v, ok := os.LookupEnv(e); ok { // -e NAME passes moat's own value, as docker does
-			so.Env = append(so.Env, e+"="+v)
-		}
-	}
+	so.Env = env
 	for _, v := range o.Volumes {
 		m, err := spec.ParseVolume(v)
 		if err != nil {
@@ -214,12 +203,10 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 
 func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string) error {
 	switch {
-	case o.Detach:
-		return usageErrorf("-d: detached containers are not available yet; run in the foreground")
 	case o.TTY:
 		return usageErrorf("-t: terminals are not available yet")
-	case !o.Remove:
-		return usageErrorf("--rm is required for now: moat does not keep stopped containers yet")
+	case o.Detach && o.Interactive && !o.TTY:
+		return usageErrorf("-d -i: moat cannot attach to a detached container, so its standard input would be empty; run in the foreground, or add -t to keep a shell waiting on a terminal")
 	}
 	if strings.HasPrefix(arg, "dir:") {
 		return usageErrorf("%s: a root filesystem directory cannot be run: give an image", arg)
@@ -292,22 +279,32 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		stdin = a.in
 	}
 	// The allow decision is logged with the container and its relaxations, before it starts.
-	prepared := func(id string, relax []spec.Relaxation) error {
+	prepared := func(c *engine.Container) error {
+		for _, r := range c.Relaxations {
+			a.log.Info("relaxation applied", "container", c.Name, "relaxation", r.String())
+		}
 		if logPath == "" {
 			return nil
 		}
-		record.Container = id
-		for _, r := range relax {
+		record.Container = c.Name
+		for _, r := range c.Relaxations {
 			record.Relaxations = append(record.Relaxations, r.String())
 		}
 		return appendDecision(logPath, record)
 	}
-	res, err := e.Run(ctx, img, engine.RunOptions{Name: o.Name, Level: level, Spec: so, IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}, Prepared: prepared})
+	ro := engine.RunOptions{Name: o.Name, Level: level, Spec: so, Remove: o.Remove, Prepared: prepared,
+		IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}}
+	if o.Detach {
+		c, err := e.Start(ctx, img, ro)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.out, c.ID)
+		return nil
+	}
+	res, err := e.Run(ctx, img, ro)
 	if err != nil {
 		return err
-	}
-	for _, r := range res.Relaxations {
-		a.log.Info("relaxation applied", "container", res.ID, "relaxation", r.String())
 	}
 	if res.ExitCode != 0 {
 		return &ContainerExitError{Code: res.ExitCode}
@@ -380,6 +377,31 @@ func (o *runOptions) decide(ctx context.Context, a *app, arg string, target imag
 	}
 	a.log.Info("policy decision", "rule", d.Rule, "isolation", level)
 	return level, record, nil
+}
+
+// environment is the container environment of --env-file files and -e flags, in that order.
+func environment(flags, files []string) ([]string, error) {
+	var out []string
+	for _, p := range files {
+		entries, err := readEnvFile(p)
+		if err != nil {
+			return nil, usageErrorf("--env-file: %v", err)
+		}
+		out = append(out, entries...)
+	}
+	for _, e := range flags {
+		if k, _, ok := strings.Cut(e, "="); ok {
+			if k == "" {
+				return nil, usageErrorf("-e %q: no variable name", e)
+			}
+			out = append(out, e)
+			continue
+		}
+		if v, ok := os.LookupEnv(e); ok { // -e NAME passes moat's own value, as docker does
+			out = append(out, e+"="+v)
+		}
+	}
+	return out, nil
 }
 
 // readEnvFile reads NAME=value lines; blank lines and # comments are skipped.

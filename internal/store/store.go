@@ -160,3 +160,67 @@ func (s *Store) Count(bucket string) (int, error) {
 	})
 	return n, err
 }
+
+// ErrExists is returned by Tx.Insert for a key that is already stored.
+var ErrExists = errors.New("already exists")
+
+// Tx is one read-write transaction: every change made through it lands together or not at
+// all.
+type Tx struct{ tx *bolt.Tx }
+
+// Update runs fn in a read-write transaction, committed when fn returns nil and rolled back
+// when it returns an error, which Update returns unchanged.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+// Get returns a copy of the value of key in bucket, or ErrNotFound.
+func (t *Tx) Get(bucket, key string) ([]byte, error) {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil, ErrNotFound
+	}
+	v := b.Get([]byte(key))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// Put stores value under key in bucket, creating the bucket.
+func (t *Tx) Put(bucket, key string, value []byte) error {
+	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
+	if err != nil {
+		return fmt.Errorf("writing %s/%s: %w", bucket, key, err)
+	}
+	return b.Put([]byte(key), value)
+}
+
+// Insert stores value under key in bucket unless the key is there already (ErrExists).
+func (t *Tx) Insert(bucket, key string, value []byte) error {
+	if _, err := t.Get(bucket, key); err == nil {
+		return fmt.Errorf("%s/%s: %w", bucket, key, ErrExists)
+	}
+	return t.Put(bucket, key, value)
+}
+
+// Delete removes key from bucket; a missing key is not an error.
+func (t *Tx) Delete(bucket, key string) error {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.Delete([]byte(key))
+}
+
+// ForEach calls fn with every key and value of bucket, in key order; the value is valid only
+// during the call. An error from fn stops the walk and is returned.
+func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+	})
+}

@@ -77,3 +77,45 @@ func TestDefaultDirs(t *testing.T) {
 		t.Fatalf("DefaultDirs with XDG = %+v, %v", d, err)
 	}
 }
+
+func TestUpdate(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "moat.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(func(tx *Tx) error {
+		if err := tx.Insert("names", "web", []byte("1")); err != nil {
+			return err
+		}
+		return tx.Put("ctrs", "1", []byte("record"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A second insert of the key fails, and the whole transaction with it.
+	err = s.Update(func(tx *Tx) error {
+		if err := tx.Put("ctrs", "2", []byte("other")); err != nil {
+			return err
+		}
+		return tx.Insert("names", "web", []byte("2"))
+	})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("second Insert: %v, want ErrExists", err)
+	}
+	if _, err := s.Get("ctrs", "2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rolled-back Put is visible: %v", err)
+	}
+	var keys []string
+	if err := s.ForEach("ctrs", func(k string, v []byte) error { keys = append(keys, k+"="+string(v)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "1=record" {
+		t.Fatalf("ForEach = %v", keys)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.Delete("names", "web") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForEach("missing", func(string, []byte) error { return errors.New("called") }); err != nil {
+		t.Fatalf("ForEach on a missing bucket: %v", err)
+	}
+}

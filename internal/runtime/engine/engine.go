@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/runtime/backend"
@@ -95,16 +96,20 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// runtime returns the backend for level, constructing it once.
-func (e *Engine) runtime(level spec.Level) (backend.Runtime, error) {
-	name := e.hardened
+// runtimeName is the backend that runs level.
+func (e *Engine) runtimeName(level spec.Level) (string, error) {
 	switch level {
 	case spec.Hardened, "":
+		return e.hardened, nil
 	case spec.Sandbox:
-		name = "runsc"
+		return "runsc", nil
 	default:
-		return nil, fmt.Errorf("%w: isolation level %q has no backend yet (a micro-VM backend is planned)", spec.ErrUnsupportedLevel, level)
+		return "", fmt.Errorf("%w: isolation level %q has no backend yet (a micro-VM backend is planned)", spec.ErrUnsupportedLevel, level)
 	}
+}
+
+// runtimeNamed returns the backend called name, constructing it once.
+func (e *Engine) runtimeNamed(name string) (backend.Runtime, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if r, ok := e.runtimes[name]; ok {
@@ -124,6 +129,8 @@ func (e *Engine) runtime(level spec.Level) (backend.Runtime, error) {
 		r, err = backend.NewCrun(dir, opts...)
 	case "runsc":
 		r, err = backend.NewRunsc(dir, opts...)
+	default:
+		return nil, fmt.Errorf("unknown runtime %q", name)
 	}
 	if err != nil {
 		return nil, err
@@ -132,25 +139,30 @@ func (e *Engine) runtime(level spec.Level) (backend.Runtime, error) {
 	return r, nil
 }
 
-// RunOptions describe one foreground container.
+// RunOptions describe one container.
 type RunOptions struct {
-	// Name is the container's name; "" picks a random one.
+	// Name is the container's name; "" picks moat-<the first 12 characters of its ID>.
 	Name string
 	// Level is the isolation level to apply (the decision's, possibly raised).
 	Level spec.Level
 	// Spec are the container options (command, env, mounts, limits, relaxations). Its Level,
 	// IDMap and CgroupsPath are set by the engine.
 	Spec spec.Options
-	// IO is the container's standard streams.
+	// IO is the container's standard streams. Run takes any; Start ignores it (a detached
+	// container's output goes to its log).
 	IO backend.IO
-	// Prepared, when set, is called with the container's name and relaxations once everything
-	// is ready and before the container starts; an error stops the run (nothing has started).
-	Prepared func(id string, relaxations []spec.Relaxation) error
+	// Remove removes the container when it exits (--rm). Without it an exited container and
+	// its log stay until Remove.
+	Remove bool
+	// Prepared, when set, is called with the container once everything is ready and before
+	// it starts; an error stops the run (nothing has started, and the container is removed).
+	Prepared func(c *Container) error
 }
 
-// Result describes a finished container.
+// Result describes a finished foreground container.
 type Result struct {
 	ID       string
+	Name     string
 	ExitCode int
 	// Relaxations are the loosenings of the hardened confinement the options asked for.
 	Relaxations []spec.Relaxation
@@ -158,92 +170,170 @@ type Result struct {
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
-// Run runs img in the foreground at o.Level and removes the container when it ends: its
-// root filesystem mount, writable layer, bundle and runtime state. The cached layers stay.
-// Everything is checked before anything is created: the runtime binary, the level, the
-// options (user, mounts, command) against the image.
-func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Result, error) {
+// create makes everything a container needs before its process starts: its record in the
+// store (claiming its name), its directory, the unpacked layers, the root filesystem mount
+// and the runtime spec. Everything is checked before anything is created: the runtime binary,
+// the level, overlayfs, the name, then the options (user, mounts, command) against the image.
+// On error nothing of the container is left.
+func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (*Container, backend.Runtime, error) {
 	if img.Config == nil {
-		return nil, fmt.Errorf("%s: the image has no configuration", img.Name)
+		return nil, nil, fmt.Errorf("%s: the image has no configuration", img.Name)
 	}
 	if img.Root != "" {
-		return nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
+		return nil, nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
 	}
-	id := o.Name
-	if id == "" {
-		b := make([]byte, 6)
-		rand.Read(b)
-		id = "moat-" + hex.EncodeToString(b)
+	b := make([]byte, 32)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	name := o.Name
+	if name == "" {
+		name = "moat-" + id[:12]
 	}
-	if !validName.MatchString(id) {
-		return nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", id)
+	if !validName.MatchString(name) {
+		return nil, nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
 	}
-	rt, err := e.runtime(o.Level)
+	rtName, err := e.runtimeName(o.Level)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	rt, err := e.runtimeNamed(rtName)
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := rootfs.CheckOverlay(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dir := filepath.Join(e.dir, "containers", id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container name %q is in use", id)
-		}
-		return nil, err
+	level := o.Level
+	if level == "" {
+		level = spec.Hardened
 	}
-	res := &Result{ID: id, ExitCode: -1}
+	m := spec.DefaultIDMap()
+	c := &Container{
+		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
+		Detached: detached, Terminal: o.Spec.Terminal, AutoRemove: o.Remove, Status: StatusCreated,
+		ExitCode: -1, Created: time.Now().UTC(), IDMap: m, StopSignal: img.Config.Config.StopSignal,
+		Dir: filepath.Join(e.dir, "containers", id), Owner: self(),
+	}
+	if err := e.claim(c); err != nil {
+		return nil, nil, err
+	}
+	ok := false
 	defer func() {
-		if err := rootfs.Remove(dir); err != nil {
-			// The root filesystem may still be mounted: removing the directory would walk into it.
-			e.log.Warn("removing the container's root filesystem; its directory is left", "container", id, "dir", dir, "error", err)
-			return
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			e.log.Warn("removing the container's directory", "container", id, "error", err)
+		if !ok {
+			e.discard(c)
 		}
 	}()
+	if err := os.Mkdir(c.Dir, 0o711); err != nil {
+		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
+	}
 
-	m := spec.DefaultIDMap()
 	layerMap := rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
 	layers, err := e.cache.UnpackAll(ctx, img.Layers, layerMap)
 	if err != nil {
-		return nil, fmt.Errorf("unpacking %s: %w", img.Name, err)
+		return nil, nil, fmt.Errorf("unpacking %s: %w", img.Name, err)
 	}
 	dirs := make([]string, len(layers))
 	for i, l := range layers {
 		dirs[i] = l.Dir
 	}
-	root, err := rootfs.Mount(ctx, dir, dirs, rootfs.WithIDMap(layerMap))
+	root, err := rootfs.Mount(ctx, c.Dir, dirs, rootfs.WithIDMap(layerMap))
 	if err != nil {
-		return nil, fmt.Errorf("assembling the root filesystem: %w", err)
+		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
 	so := o.Spec
-	so.Level = o.Level
+	so.Level = level
 	so.IDMap = m
 	so.CgroupsPath = "/moat/" + id
 	gen, err := spec.Generate(img.Config.Config, root, so)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	res.Relaxations = gen.Relaxations
+	c.Relaxations = gen.Relaxations
+	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600); err != nil {
-		return nil, fmt.Errorf("writing the runtime spec: %w", err)
+	if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), cfg, 0o600); err != nil {
+		return nil, nil, fmt.Errorf("writing the runtime spec: %w", err)
 	}
 	if o.Prepared != nil {
-		if err := o.Prepared(id, gen.Relaxations); err != nil {
-			return res, err
+		if err := o.Prepared(c); err != nil {
+			return nil, nil, err
 		}
 	}
-	e.log.Info("starting container", "container", id, "image", img.Name, "digest", img.Digest, "level", o.Level, "runtime", rt.Name())
-	code, err := rt.Run(ctx, id, dir, o.IO)
+	ok = true
+	return c, rt, nil
+}
+
+// discard removes a container that never ran: its files, then its record. A root filesystem
+// that will not unmount keeps both, so that `moat rm` can try again.
+func (e *Engine) discard(c *Container) {
+	if err := removeFiles(c.Dir); err != nil {
+		e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "dir", c.Dir, "error", err)
+		c.Status, c.Owner, c.Error = StatusExited, nil, "it could not be prepared, and its files could not be removed: "+err.Error()
+		e.save(c)
+		return
+	}
+	if err := e.forget(c); err != nil {
+		e.log.Warn("removing the container's record", "container", c.Name, "error", err)
+	}
+}
+
+// removeFiles unmounts the root filesystem below dir and removes dir. A root filesystem still
+// mounted keeps everything: removing the directory would walk into it.
+func removeFiles(dir string) error {
+	if err := rootfs.Remove(dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Run runs img in the foreground at o.Level with o.IO as its standard streams and returns when
+// it exits. With o.Remove the container is then removed (its root filesystem mount, writable
+// layer, bundle, runtime state and record; the cached layers stay); without it the container
+// stays, exited, with its output in its log.
+func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Result, error) {
+	c, rt, err := e.create(ctx, img, o, false)
 	if err != nil {
-		return res, fmt.Errorf("running %s with %s: %w", id, rt.Name(), err)
+		return nil, err
+	}
+	res := &Result{ID: c.ID, Name: c.Name, ExitCode: -1, Relaxations: c.Relaxations}
+	io := o.IO
+	var log *os.File
+	if !o.Remove {
+		if log, err = openLog(c); err != nil {
+			e.discard(c)
+			return nil, err
+		}
+		defer log.Close()
+		io.Stdout, io.Stderr = tee(io.Stdout, log), tee(io.Stderr, log)
+	}
+	e.log.Info("starting container", "container", c.Name, "id", c.ID, "image", img.Name, "digest", img.Digest, "level", c.Level, "runtime", rt.Name())
+	c.Started = time.Now().UTC()
+	code, runErr := rt.Run(ctx, c.ID, c.Dir, io)
+	if o.Remove {
+		if err := e.remove(context.WithoutCancel(ctx), c, true); err != nil {
+			e.log.Warn("removing the container", "container", c.Name, "error", err)
+		}
+	} else {
+		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, code, time.Now().UTC()
+		if runErr != nil {
+			c.ExitCode, c.Error = -1, runErr.Error()
+		}
+		if err := rootfs.Unmount(c.Dir); err != nil {
+			e.log.Warn("unmounting the container's root filesystem", "container", c.Name, "error", err)
+		}
+		if err := e.save(c); err != nil {
+			e.log.Warn("recording the container's exit", "container", c.Name, "error", err)
+		}
+	}
+	if runErr != nil {
+		return res, fmt.Errorf("running %s with %s: %w", c.Name, rt.Name(), runErr)
 	}
 	res.ExitCode = code
 	return res, nil

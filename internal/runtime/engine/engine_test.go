@@ -91,6 +91,7 @@ func TestRun(t *testing.T) {
 				t.Helper()
 				var out, errb bytes.Buffer
 				o.Level = tc.level
+				o.Remove = true
 				o.IO = backend.IO{Stdout: &out, Stderr: &errb}
 				res, err := e.Run(ctx, img, o)
 				if err != nil {

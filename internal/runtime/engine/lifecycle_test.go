@@ -1,0 +1,264 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/spec"
+	"github.com/moatsec/moat/internal/testutil"
+)
+
+// levels are the isolation levels and runtimes every lifecycle test runs at.
+var levels = []struct {
+	name    string
+	level   spec.Level
+	runtime string
+}{
+	{"hardened runc", spec.Hardened, "runc"},
+	{"hardened crun", spec.Hardened, "crun"},
+	{"sandbox runsc", spec.Sandbox, ""},
+}
+
+func newEngine(t *testing.T, dir, runtime string) *Engine {
+	t.Helper()
+	opts := []Option{WithRuntimeBinary("runsc", testutil.Runsc(t))}
+	if runtime != "" {
+		opts = append(opts, WithHardenedRuntime(runtime))
+	}
+	e, err := New(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// waitStatus polls until the container has status want.
+func waitStatus(t *testing.T, e *Engine, name string, want Status) *Container {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := e.Inspect(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status == want {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s, want %s", name, c.Status, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkGone checks that nothing of the container is left: record, directory, runtime state,
+// cgroups.
+func checkGone(t *testing.T, e *Engine, dir string, c *Container) {
+	t.Helper()
+	if _, err := e.Inspect(context.Background(), c.Name); !errors.Is(err, ErrNotFound) {
+		t.Errorf("%s is still known: %v", c.Name, err)
+	}
+	if _, err := os.Stat(c.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("its directory is left: %v", err)
+	}
+	for _, rt := range []string{"runc", "crun", "runsc"} {
+		if ents, _ := os.ReadDir(filepath.Join(dir, "runtimes", rt, "containers")); len(ents) != 0 {
+			t.Errorf("%s state left: %v", rt, ents)
+		}
+	}
+	cg, _ := filepath.Glob("/sys/fs/cgroup/*/moat/" + c.ID)
+	cg2, _ := filepath.Glob("/sys/fs/cgroup/moat/" + c.ID)
+	if left := append(cg, cg2...); len(left) != 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	for _, tc := range levels {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := engineDir(t)
+			e := newEngine(t, dir, tc.runtime)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+
+			// Detached: the container runs after Start returns, its output in its log.
+			c, err := e.Start(ctx, img, RunOptions{Name: "web", Level: tc.level, Spec: spec.Options{Args: []string{"wait"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Status != StatusRunning || c.Pid <= 0 || len(c.ID) != 64 || !c.Detached {
+				t.Errorf("started: %+v", c)
+			}
+			waitLog(t, e, "web", "ready\n")
+			// A second container cannot take the name.
+			if _, err := e.Start(ctx, img, RunOptions{Name: "web", Level: tc.level}); err == nil || !strings.Contains(err.Error(), "in use") {
+				t.Errorf("a second web: %v", err)
+			}
+			// Another engine on the same directory (a later moat process) sees it, by name or ID prefix.
+			e2 := newEngine(t, dir, tc.runtime)
+			list, err := e2.List(ctx, false)
+			if err != nil || len(list) != 1 || list[0].ID != c.ID || list[0].Status != StatusRunning {
+				t.Fatalf("List: %v %+v", err, list)
+			}
+			if got, err := e2.Inspect(ctx, c.ID[:8]); err != nil || got.Name != "web" {
+				t.Errorf("Inspect by ID prefix: %v %+v", err, got)
+			}
+			// Remove refuses a running container.
+			if err := e2.Remove(ctx, "web", false); err == nil || !strings.Contains(err.Error(), "running") {
+				t.Errorf("Remove of a running container: %v", err)
+			}
+			// Stop sends SIGTERM; the program exits 42.
+			if err := e2.Stop(ctx, "web", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			got := waitStatus(t, e2, "web", StatusExited)
+			if got.ExitCode != 42 || got.Finished.IsZero() {
+				t.Errorf("after stop: exit %d, finished %v", got.ExitCode, got.Finished)
+			}
+			waitLog(t, e, "web", "ready\nterm\n")
+			if running, _ := e.List(ctx, false); len(running) != 0 {
+				t.Errorf("List without all shows exited containers: %+v", running)
+			}
+			if err := e.Kill(ctx, "web", syscall.SIGKILL); !errors.Is(err, ErrNotRunning) {
+				t.Errorf("Kill of an exited container: %v", err)
+			}
+			if err := e.Remove(ctx, "web", false); err != nil {
+				t.Fatal(err)
+			}
+			checkGone(t, e, dir, c)
+
+			// Kill, then a forced remove of a running container.
+			c, err = e.Start(ctx, img, RunOptions{Level: tc.level, Spec: spec.Options{Args: []string{"wait"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(c.Name, "moat-"+c.ID[:12]) {
+				t.Errorf("default name %q", c.Name)
+			}
+			if err := e.Kill(ctx, c.Name, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if got := waitStatus(t, e, c.Name, StatusExited); got.ExitCode != 128+9 {
+				t.Errorf("killed: exit %d", got.ExitCode)
+			}
+			if err := e.Remove(ctx, c.Name, false); err != nil {
+				t.Fatal(err)
+			}
+			checkGone(t, e, dir, c)
+			c, err = e.Start(ctx, img, RunOptions{Level: tc.level, Spec: spec.Options{Args: []string{"wait"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Remove(ctx, c.ID, true); err != nil {
+				t.Fatal(err)
+			}
+			checkGone(t, e, dir, c)
+
+			// A foreground container without Remove stays, exited, with its output logged.
+			var out bytes.Buffer
+			res, err := e.Run(ctx, img, RunOptions{Name: "once", Level: tc.level, Spec: spec.Options{Args: []string{"exit", "3"}}, IO: backend.IO{Stdout: &out, Stderr: &out}})
+			if err != nil || res.ExitCode != 3 {
+				t.Fatalf("Run: %v %+v", err, res)
+			}
+			got = waitStatus(t, e, "once", StatusExited)
+			if got.ExitCode != 3 || got.Owner != nil {
+				t.Errorf("foreground exit: %+v", got)
+			}
+			var log bytes.Buffer
+			if err := e.Logs(ctx, "once", &log, LogOptions{}); err != nil || !strings.Contains(log.String(), "out\n") || !strings.Contains(log.String(), "err\n") {
+				t.Errorf("Logs: %v %q", err, log.String())
+			}
+			log.Reset()
+			if err := e.Logs(ctx, "once", &log, LogOptions{Tail: 1}); err != nil || strings.Count(log.String(), "\n") != 1 {
+				t.Errorf("Logs --tail 1: %v %q", err, log.String())
+			}
+			if err := e.Remove(ctx, "once", false); err != nil {
+				t.Fatal(err)
+			}
+
+			// Detached with Remove: removed once it is found exited.
+			c, err = e.Start(ctx, img, RunOptions{Level: tc.level, Remove: true, Spec: spec.Options{Args: []string{"exit", "0"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				list, err := e.List(ctx, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(list) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("an exited --rm container stays: %+v", list[0])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			checkGone(t, e, dir, c)
+		})
+	}
+}
+
+// waitLog waits until the container's log is want.
+func waitLog(t *testing.T, e *Engine, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var b bytes.Buffer
+		if err := e.Logs(context.Background(), name, &b, LogOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log of %s is %q, want %q", name, b.String(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLostContainer: a container whose runtime lost it (its shim and process killed from
+// outside, as a reboot would) shows as exited with an unknown code, and rm cleans it up.
+func TestLostContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	dir := engineDir(t)
+	e := newEngine(t, dir, "runc")
+	ctx := context.Background()
+	c, err := e.Start(ctx, img, RunOptions{Name: "lost", Spec: spec.Options{Args: []string{"wait"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The runtime's own record goes, as after a reboot; the process is killed by its PID.
+	if err := syscall.Kill(c.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, e, "lost", StatusExited)
+	if got.ExitCode != 128+9 {
+		t.Errorf("killed from outside: exit %d (%s)", got.ExitCode, got.Error)
+	}
+	if err := e.Remove(ctx, "lost", false); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, e, dir, c)
+	if err := e.Remove(ctx, "lost", false); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Remove: %v", err)
+	}
+}
