@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -89,8 +90,7 @@ rules:
 	}
 
 	for _, args := range [][]string{
-		{"run", target},                                // no --rm
-		{"run", "--rm", "-d", target},                  // detached: not yet
+		{"run", "-d", "-i", target},                    // no attach: -i needs -t with -d
 		{"run", "--rm", "--isolation", "vm", target},   // no vm backend
 		{"run", "--rm", "--network", "bridge", target}, // no bridge networking
 		{"run", "--rm", "--memory", "lots", target},
@@ -101,6 +101,73 @@ rules:
 		}
 	}
 	// Nothing is left of the containers.
+	ents, _ := os.ReadDir(filepath.Join(e.home, "state", "engine", "containers"))
+	if len(ents) != 0 {
+		t.Errorf("containers left: %v", ents)
+	}
+}
+
+// TestContainers drives the lifecycle commands on a detached container.
+func TestContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	e := setup(t)
+	target := runnable(t, e)
+	out, _ := mustRun(t, "run", "-d", "--name", "web", target, "wait")
+	id := strings.TrimSpace(out)
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q, want the container's ID", out)
+	}
+	out, _ = mustRun(t, "ps")
+	if !strings.Contains(out, id[:12]) || !strings.Contains(out, "Up ") || !strings.Contains(out, "web") || !strings.Contains(out, "hardened") {
+		t.Errorf("ps:\n%s", out)
+	}
+	if out, _ := mustRun(t, "ps", "-o", "id"); out != id+"\n" {
+		t.Errorf("ps -o id: %q", out)
+	}
+	// The program writes "ready" once it waits for SIGTERM.
+	deadline := time.Now().Add(30 * time.Second)
+	for out, _ = mustRun(t, "logs", "web"); out != "ready\n"; out, _ = mustRun(t, "logs", "web") {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs: %q", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, code, _ := run(t, "rm", "web"); code != ExitError {
+		t.Errorf("rm of a running container: exit %d", code)
+	}
+	if out, _ := mustRun(t, "stop", "web"); out != "web\n" {
+		t.Errorf("stop: %q", out)
+	}
+	out, _ = mustRun(t, "ps", "-a")
+	if !strings.Contains(out, "Exited (42)") {
+		t.Errorf("ps -a after stop:\n%s", out)
+	}
+	if out, _ := mustRun(t, "ps"); strings.Contains(out, "web") {
+		t.Errorf("ps shows an exited container:\n%s", out)
+	}
+	out, _ = mustRun(t, "inspect", id[:10])
+	if !strings.Contains(out, `"name": "web"`) || !strings.Contains(out, `"exitCode": 42`) || !strings.Contains(out, `"status": "exited"`) {
+		t.Errorf("inspect:\n%s", out)
+	}
+	if out, _ := mustRun(t, "logs", "--tail", "1", "web"); out != "term\n" {
+		t.Errorf("logs --tail 1: %q", out)
+	}
+	mustRun(t, "rm", "web")
+	if out, _ := mustRun(t, "ps", "-a", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("ps -a after rm: %q", out)
+	}
+	for _, args := range [][]string{
+		{"logs", "web"}, {"stop", "web"}, {"kill", "web"}, {"rm", "web"}, {"inspect", "web"}, {"exec", "web", "true"},
+	} {
+		if _, _, code, err := run(t, args...); code != ExitError || err == nil || !strings.Contains(err.Error(), "no such container") {
+			t.Errorf("%v on a removed container: exit %d, %v", args, code, err)
+		}
+	}
+	if _, _, code, _ := run(t, "kill", "-s", "NOPE", "web"); code != ExitUsage {
+		t.Errorf("kill -s NOPE: exit %d", code)
+	}
 	ents, _ := os.ReadDir(filepath.Join(e.home, "state", "engine", "containers"))
 	if len(ents) != 0 {
 		t.Errorf("containers left: %v", ents)
