@@ -449,11 +449,14 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// engineDir is where containers live. Their mapped root, an unprivileged host user, must be
+// engineDir is where containers live: MOAT_ENGINE_DIR, or a default. Their mapped root, an unprivileged host user, must be
 // able to reach the root filesystems there, which rules out the default state directory in a
 // private home (/root is 0700): as root without MOAT_HOME, moat keeps them in /var/lib/moat,
 // as Docker does in /var/lib/docker.
 func engineDir(dirs store.Dirs) string {
+	if d := env.EngineDir.Get(); d != "" {
+		return d
+	}
 	if _, ok := env.Home.Lookup(); !ok && os.Geteuid() == 0 {
 		return "/var/lib/moat"
 	}

@@ -44,12 +44,14 @@ var (
 	DecisionLog = Variable{"MOAT_DECISION_LOG", "JSON-lines file policy decisions are appended to (default: decisions.jsonl in the state directory; \"-\" for none)"}
 	// Policy is the default of `moat run --policy`: the trust policy in force.
 	Policy = Variable{"MOAT_POLICY", "trust policy file moat run enforces (default: none, every image runs at hardened)"}
+	// EngineDir is where moat run keeps containers and their layer cache.
+	EngineDir = Variable{"MOAT_ENGINE_DIR", "where moat run keeps containers, their store and the layer cache (default: /var/lib/moat as root without MOAT_HOME, else engine/ in the state directory); every directory above it must be searchable by others"}
 	// SampleImage points tests and benchmarks at the sample image `make sample-image` builds.
 	SampleImage = Variable{"MOAT_SAMPLE_IMAGE", "tests and benchmarks only: directory of the sample image built by make sample-image"}
 )
 
 // All lists every variable, for documentation and `moat --help`.
-var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, Password, CosignPassword, DecisionLog, Policy, SampleImage}
+var All = []Variable{Home, LogLevel, NoColor, NoColorStd, XDGCacheHome, XDGStateHome, DockerHost, DockerConfig, DBURL, DBDir, DBMaxAge, Password, CosignPassword, DecisionLog, Policy, EngineDir, SampleImage}
 
 // Get returns the variable's value, or "" when unset.
 func (v Variable) Get() string { return os.Getenv(v.Name) }
