@@ -37,6 +37,10 @@ type Engine struct {
 
 	mu       sync.Mutex
 	runtimes map[string]backend.Runtime
+
+	noIDMapped bool
+	probeOnce  sync.Once
+	idmapped   bool
 }
 
 // Option configures New.
@@ -53,6 +57,11 @@ func WithHardenedRuntime(name string) Option { return func(e *Engine) { e.harden
 func WithRuntimeBinary(name, path string) Option {
 	return func(e *Engine) { e.binaries[name] = path }
 }
+
+// WithoutIDMappedLayers caches layers shifted into the containers' ID range even where the
+// kernel could mount them idmapped (tests of the fallback, kernels whose idmapped overlayfs
+// layers misbehave).
+func WithoutIDMappedLayers() Option { return func(e *Engine) { e.noIDMapped = true } }
 
 // New opens the engine whose data lives in dir (created, mode 0711 so that a container's
 // mapped root can reach its root filesystem below it).
@@ -227,8 +236,16 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
 	}
 
+	// Where the kernel can mount layers idmapped, they are cached as the tar records them
+	// (owned by host IDs no container maps to, so that not even a container root that broke
+	// out can write to what every container shares) and mounted through the container's
+	// mapping. Elsewhere they are cached shifted into the mapping.
 	layerMap := rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
-	layers, err := e.cache.UnpackAll(ctx, img.Layers, layerMap)
+	unpackMap, mountOpt := layerMap, rootfs.WithIDMap(layerMap)
+	if e.idmappedLayers(ctx, layerMap) {
+		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
+	}
+	layers, err := e.cache.UnpackAll(ctx, img.Layers, unpackMap)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpacking %s: %w", img.Name, err)
 	}
@@ -236,7 +253,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	for i, l := range layers {
 		dirs[i] = l.Dir
 	}
-	root, err := rootfs.Mount(ctx, c.Dir, dirs, rootfs.WithIDMap(layerMap))
+	root, err := rootfs.Mount(ctx, c.Dir, dirs, mountOpt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
@@ -337,6 +354,41 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	}
 	res.ExitCode = code
 	return res, nil
+}
+
+// idmappedLayers reports, probing once per engine, whether layers can be mounted idmapped
+// through m here: the kernel (6.13 or later takes overlayfs layers as descriptors) and the
+// cache's filesystem must both allow it. WithoutIDMappedLayers turns it off.
+func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
+	e.probeOnce.Do(func() {
+		if e.noIDMapped {
+			return
+		}
+		probe, err := os.MkdirTemp(filepath.Join(e.dir, "cache"), ".probe-")
+		if err != nil {
+			e.log.Warn("probing for idmapped mounts", "error", err)
+			return
+		}
+		defer os.RemoveAll(probe)
+		lower := filepath.Join(probe, "lower")
+		ctr := filepath.Join(probe, "ctr")
+		if err := os.Mkdir(lower, 0o755); err != nil {
+			return
+		}
+		if err := os.Mkdir(ctr, 0o711); err != nil {
+			return
+		}
+		if _, err := rootfs.Mount(ctx, ctr, []string{lower}, rootfs.WithIDMappedLayers(m)); err != nil {
+			e.log.Debug("idmapped layer mounts are not available; layers are cached shifted into the containers' ID range", "error", err)
+			return
+		}
+		if err := rootfs.Remove(ctr); err != nil {
+			e.log.Warn("removing the idmapped-mount probe", "error", err)
+			return
+		}
+		e.idmapped = true
+	})
+	return e.idmapped
 }
 
 // checkSearchable makes sure a container's mapped root, an unprivileged host user, can reach

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/rootfs"
 	"github.com/moatsec/moat/internal/runtime/spec"
 	"github.com/moatsec/moat/internal/testutil"
 )
@@ -261,4 +262,71 @@ func TestLostContainer(t *testing.T) {
 	if err := e.Remove(ctx, "lost", false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second Remove: %v", err)
 	}
+}
+
+// TestLayerOwnership: where the kernel mounts layers idmapped, the cache holds them as the
+// tar records them (host root owns them: a container's root cannot write them even outside
+// its namespaces) and containers see them through their mapping; the fallback caches them
+// shifted. Either way the container's root owns its files.
+func TestLayerOwnership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	m := spec.DefaultIDMap()
+	for _, tc := range []struct {
+		name     string
+		opts     []Option
+		cacheUID uint32
+		idmapped bool
+	}{
+		{"idmapped", nil, 0, true},
+		{"shifted", []Option{WithoutIDMappedLayers()}, m.HostUID, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := engineDir(t)
+			e, err := New(dir, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx := context.Background()
+			if tc.idmapped && !e.idmappedLayers(ctx, rootfsMap(m)) {
+				t.Skip("this kernel cannot mount overlayfs layers idmapped")
+			}
+			c, err := e.Start(ctx, img, RunOptions{Spec: spec.Options{Args: []string{"wait"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Remove(ctx, c.ID, true)
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(c.Dir, "rootfs", "bin", "prog"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != m.HostUID {
+				t.Errorf("the container's /bin/prog is owned by host uid %d, want %d", st.Uid, m.HostUID)
+			}
+			cached, _ := filepath.Glob(filepath.Join(dir, "cache", "layers", "sha256", "*", "fs", "bin", "prog"))
+			if len(cached) == 0 {
+				cached, _ = filepath.Glob(filepath.Join(dir, "cache", "layers", "sha256", "*", "*", "fs", "bin", "prog"))
+			}
+			if len(cached) != 1 {
+				t.Fatalf("cached /bin/prog: %v", cached)
+			}
+			if err := syscall.Stat(cached[0], &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != tc.cacheUID {
+				t.Errorf("the cached layer's /bin/prog is owned by host uid %d, want %d", st.Uid, tc.cacheUID)
+			}
+			var out bytes.Buffer
+			if code, err := e.Exec(ctx, c.Name, ExecOptions{ExecOptions: spec.ExecOptions{Args: []string{"/bin/prog", "check"}, User: "app"}, IO: backend.IO{Stdout: &out}}); err != nil || code != 0 || !strings.Contains(out.String(), "uid=1000") {
+				t.Errorf("exec as app: %d %v %q", code, err, out.String())
+			}
+		})
+	}
+}
+
+func rootfsMap(m spec.IDMap) rootfs.IDMap {
+	return rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
 }
