@@ -5,73 +5,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	tu "github.com/moatsec/moat/internal/testutil"
 )
-
-// startDockerd runs a private dockerd for the test: its own data root, exec root, pid file and
-// socket, no bridge, no iptables, the vfs storage driver. It is stopped by PID at cleanup.
-func startDockerd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("dockerd")
-	if err != nil {
-		t.Fatalf("dockerd is not installed (make test installs docker.io): %v", err)
-	}
-	dir, err := os.MkdirTemp("", "moat-dockerd-") // short: the socket path must fit in sun_path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "d.sock")
-	log, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "pid"), "-H", "unix://"+sock, "--bridge=none", "--iptables=false",
-		"--ip6tables=false", "--storage-driver=vfs")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dockerd: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	c, base, err := dockerClient("unix://" + sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := c.Get(base + "/_ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return "unix://" + sock
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("dockerd did not answer within 60s: %v\n%s", err, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // TestDockerDaemon loads an image into a real dockerd and reads it back through the Engine API.
 func TestDockerDaemon(t *testing.T) {
@@ -81,7 +19,7 @@ func TestDockerDaemon(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test starts dockerd and needs root, as make test runs it")
 	}
-	host := startDockerd(t)
+	host := tu.StartDockerd(t)
 	img := tu.Image(t,
 		tu.Layer(t, tu.File("etc/os-release", "ID=debian\nVERSION_ID=12\n")),
 		tu.Layer(t, tu.File("app/hello.txt", "hello")),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -261,8 +262,10 @@ func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
 			return fmt.Errorf("mounting overlayfs: layer %s: %w%s", l, err, fsLog(fsfd))
 		}
 	}
-	set := [][2]string{{"source", "moat"}, {"upperdir", filepath.Join(dir, upperDir)}, {"workdir", filepath.Join(dir, workDir)}}
-	for _, kv := range append(set, overlayOptions...) {
+	if err := setLayerDirs(fsfd, dir); err != nil {
+		return err
+	}
+	for _, kv := range append([][2]string{{"source", "moat"}}, overlayOptions...) {
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return fmt.Errorf("mounting overlayfs: %s=%s: %w%s", kv[0], kv[1], err, fsLog(fsfd))
 		}
@@ -279,6 +282,36 @@ func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
 		return fmt.Errorf("mounting overlayfs on %s: %w", target, err)
 	}
 	return nil
+}
+
+// setLayerDirs sets the writable layer's upperdir and workdir as paths relative to the
+// container's directory. overlayfs shows them in the container's /proc/self/mountinfo as they
+// were given: absolute paths would tell the container where moat keeps its data on the host,
+// and its ID. The lookup happens at fsconfig time, relative to the calling thread's working
+// directory, so it runs on a thread of its own (unshare(CLONE_FS), chdir) that is never
+// returned to the Go scheduler: no other goroutine ever runs with that directory.
+func setLayerDirs(fsfd int, dir string) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("mounting overlayfs: a working directory of its own: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- fmt.Errorf("mounting overlayfs: %w", err)
+			return
+		}
+		for _, kv := range [][2]string{{"upperdir", upperDir}, {"workdir", workDir}} {
+			if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+				errc <- fmt.Errorf("mounting overlayfs: %s=%s: %w%s", kv[0], filepath.Join(dir, kv[1]), err, fsLog(fsfd))
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
 }
 
 // addLower adds one lower layer: a descriptor of the directory (or of an idmapped copy of its

@@ -308,8 +308,9 @@ func chooseSeccomp(o Options, level Level) (*SeccompProfile, []Relaxation, error
 // forRunsc adapts a profile to runsc, which answers every SCMP_ACT_ERRNO rule with EPERM
 // whatever its errnoRet (runsc/specutils/seccomp, at the pinned version). A profile that answers
 // clone3 with ENOSYS means "use clone instead", and glibc falls back only on ENOSYS: under runsc
-// every new thread would fail. gVisor implements clone3 itself, and any namespace it makes is
-// gVisor's, not the host's, so at the sandbox level clone3 is allowed.
+// every new thread would fail. A TRACE rule with no tracer attached (ptrace is denied) is
+// answered with ENOSYS by gVisor, so at the sandbox level clone3 is traced: glibc falls back to
+// clone, whose namespace-flag filter applies, and no user namespace is made even inside gVisor.
 func forRunsc(sc *specs.LinuxSeccomp) {
 	found := false
 	kept := sc.Syscalls[:0]
@@ -325,7 +326,7 @@ func forRunsc(sc *specs.LinuxSeccomp) {
 	}
 	sc.Syscalls = kept
 	if found {
-		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActAllow})
+		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActTrace})
 	}
 }
 

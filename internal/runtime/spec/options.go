@@ -16,7 +16,8 @@ import (
 type Options struct {
 	// Level is the isolation level; "" is Hardened. The spec is the same at Hardened and
 	// Sandbox (runsc applies it inside its own kernel) but for clone3, which the seccomp
-	// profile allows at Sandbox because runsc cannot answer it with ENOSYS; VM is refused.
+	// profile traces at Sandbox (with no tracer, runsc answers ENOSYS, as the hardened
+	// profile's errno rule does under runc and crun); VM is refused.
 	Level Level
 
 	// Args replaces the image's Cmd (docker run IMAGE ARGS...).
