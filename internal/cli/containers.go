@@ -289,9 +289,6 @@ exits with the command's exit code.`,
 }
 
 func (o *execOptions) run(ctx context.Context, a *app, name string, args []string) error {
-	if o.TTY {
-		return usageErrorf("-t: terminals are not available yet")
-	}
 	env, err := environment(o.Env, o.EnvFiles)
 	if err != nil {
 		return err
@@ -301,8 +298,16 @@ func (o *execOptions) run(ctx context.Context, a *app, name string, args []strin
 		stdin = a.in
 	}
 	eo := engine.ExecOptions{
-		ExecOptions: spec.ExecOptions{Args: args, Env: env, WorkingDir: o.Workdir, User: o.User},
+		ExecOptions: spec.ExecOptions{Args: args, Env: env, WorkingDir: o.Workdir, User: o.User, Terminal: o.TTY},
 		IO:          backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err},
+	}
+	if o.TTY {
+		tty, err := startTTY(a.in, a.out, o.Interactive)
+		if err != nil {
+			return err
+		}
+		defer tty.Restore()
+		eo.IO.Terminal = tty.Terminal
 	}
 	return withEngine(a, func(e *engine.Engine) error {
 		code, err := e.Exec(ctx, name, eo)

@@ -106,7 +106,7 @@ exec, inspect and rm.`,
 	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits (a detached one: when moat next finds it exited)")
 	fs.BoolVarP(&o.Detach, "detach", "d", false, "run in the background and print the container's ID; its output goes to its log (moat logs)")
 	fs.BoolVarP(&o.Interactive, "interactive", "i", false, "keep standard input open and pass it to the container")
-	fs.BoolVarP(&o.TTY, "tty", "t", false, "allocate a pseudo-terminal (not available yet)")
+	fs.BoolVarP(&o.TTY, "tty", "t", false, "allocate a pseudo-terminal (with -i, standard input must be a terminal)")
 	fs.StringVar(&o.Name, "name", "", "container name (default: a random moat-<hex>)")
 	fs.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable: NAME=value, or NAME to pass moat's own value; repeatable")
 	fs.StringArrayVar(&o.EnvFiles, "env-file", nil, "read NAME=value lines from a file; repeatable")
@@ -128,7 +128,7 @@ exec, inspect and rm.`,
 
 // specOptions converts the flags into the container options, checking each.
 func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
-	so := spec.Options{Args: args, WorkingDir: o.Workdir, User: o.User, Hostname: o.Hostname, WritableRootfs: !o.ReadOnly, CapAdd: o.CapAdd}
+	so := spec.Options{Args: args, WorkingDir: o.Workdir, User: o.User, Hostname: o.Hostname, WritableRootfs: !o.ReadOnly, CapAdd: o.CapAdd, Terminal: o.TTY}
 	if o.Entrypoint != "" {
 		so.Entrypoint = []string{o.Entrypoint}
 	}
@@ -203,8 +203,6 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 
 func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string) error {
 	switch {
-	case o.TTY:
-		return usageErrorf("-t: terminals are not available yet")
 	case o.Detach && o.Interactive && !o.TTY:
 		return usageErrorf("-d -i: moat cannot attach to a detached container, so its standard input would be empty; run in the foreground, or add -t to keep a shell waiting on a terminal")
 	}
@@ -278,6 +276,15 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	if o.Interactive {
 		stdin = a.in
 	}
+	var terminal *backend.Terminal
+	if o.TTY {
+		tty, err := startTTY(a.in, a.out, o.Interactive && !o.Detach)
+		if err != nil {
+			return err
+		}
+		defer tty.Restore()
+		terminal = tty.Terminal
+	}
 	// The allow decision is logged with the container and its relaxations, before it starts.
 	prepared := func(c *engine.Container) error {
 		for _, r := range c.Relaxations {
@@ -293,7 +300,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		return appendDecision(logPath, record)
 	}
 	ro := engine.RunOptions{Name: o.Name, Level: level, Spec: so, Remove: o.Remove, Prepared: prepared,
-		IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err}}
+		IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err, Terminal: terminal}}
 	if o.Detach {
 		c, err := e.Start(ctx, img, ro)
 		if err != nil {

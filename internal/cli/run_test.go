@@ -134,6 +134,13 @@ func TestContainers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// exec runs in the container, confined as it is, and exits with the command's code.
+	if out, _ := mustRun(t, "exec", "-e", "X=1", "web", "/bin/prog", "env", "X"); out != "1\n" {
+		t.Errorf("exec env: %q", out)
+	}
+	if _, _, code, _ := run(t, "exec", "web", "/bin/prog", "exit", "7"); code != 7 {
+		t.Errorf("exec exit 7: exit %d", code)
+	}
 	if _, _, code, _ := run(t, "rm", "web"); code != ExitError {
 		t.Errorf("rm of a running container: exit %d", code)
 	}

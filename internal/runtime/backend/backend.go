@@ -4,15 +4,45 @@
 // system default (/run/runc, /run/crun, /var/run/runsc), so moat's containers and anyone
 // else's never meet. The conformance suite in backendtest is what every backend must pass.
 //
-// Foreground containers (Run) are the runtime's own `run` command, a child of the caller
-// that forwards signals and returns the container's exit code. Detached containers (Create,
+// Foreground containers (Run) without a terminal are the runtime's own `run` command, a
+// child of the caller that forwards signals and returns the container's exit code (with a
+// terminal, see below). Detached containers (Create,
 // Start) are held by a shim: the caller's binary started again as a small process in its own
 // session that runs the runtime's `create`, becomes the container's parent (it is a child
 // subreaper) and records the exit code when the container ends, so that State can report it
 // after moat itself has exited. The container's stdio are the files the caller passes, which
 // the container writes to directly: log files for `moat logs`, without a copying process in
-// between. A program that creates detached containers must call HandleShim first thing in
-// main (and in TestMain).
+// between. A program that creates detached containers, runs a container with a terminal or
+// execs a process must call HandleShim first thing in main (and in TestMain).
+//
+// Exec runs a further process in a running container, in the foreground, through the same
+// shim in a foreground mode: the shim runs `RUNTIME exec --detach --process FILE`, becomes
+// the parent of the process it starts (a child subreaper again) and reports its exit code
+// back; it signals the process when the caller asks (SIGTERM when the caller's context ends,
+// then SIGKILL), and kills it when the caller goes away. The caller builds the process from
+// the container's own config.json process; the backend runs it as given and refuses one that
+// is less confined than the container's init (a capability the init lacks, no_new_privs
+// dropped, a missing or higher rlimit, another AppArmor profile or SELinux label, a lower OOM
+// score). The runtimes apply the container's seccomp filter (runsc too, with --oci-seccomp),
+// namespaces and cgroups to the exec'd process themselves; the conformance suite checks it.
+//
+// A terminal (IO.Terminal) is a pseudo-terminal the runtime makes for the process and sends
+// its master end over a unix socket (--console-socket) in the container's directory (named
+// through /proc/PID/fd when that path is too long for a socket address). The spec's
+// process.terminal must be true with a terminal and false without one: for Run and Create
+// the caller sets it in config.json, for Exec in the process; the backend refuses a mismatch.
+// In the foreground (Run, Exec) the caller's process receives the master and copies Stdin to
+// it and its output to Stdout, applies the size and every resize, and returns once the output
+// has been read to its end (or, when something the process left behind keeps the terminal
+// open, has been silent for a moment). A runtime's run command would copy the terminal to its
+// own stdio instead, so Run with a terminal creates the container through a foreground shim,
+// sizes the terminal and then starts it: the process sees its size from the start. Exec
+// gives the size as the process's consoleSize too, which runc and crun apply before the
+// process starts; runsc ignores it and starts the process without waiting, so the size is set
+// as soon as runsc sends the terminal, and a process that asked before gets SIGWINCH. A
+// detached container's terminal (Create) is received by the shim, which copies its output to
+// the Stdout file until the container ends; nothing is written to its input (`docker run -dt`
+// without attaching).
 package backend
 
 import (
@@ -22,6 +52,8 @@ import (
 	"io"
 	"log/slog"
 	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Runtime runs OCI bundles. An id names one container within one Runtime's state directory;
@@ -49,15 +81,44 @@ type Runtime interface {
 	// A running or paused container is refused with ErrRunning unless force is set, in which
 	// case it is killed first.
 	Delete(ctx context.Context, id string, force bool) error
+	// Exec runs p in the running container id, in the foreground, with io as its stdio, and
+	// returns its exit code (128+N for a process ended by signal N). p is the container's own
+	// config.json process with another command, environment, working directory, user or
+	// terminal; one less confined than the container's init is refused. An unknown id is
+	// ErrNotFound, a container that is not running ErrNotRunning. When ctx ends the process is
+	// sent SIGTERM, killed after a grace period, and the error is ctx's.
+	Exec(ctx context.Context, id string, p *specs.Process, io IO) (exitCode int, err error)
 }
 
-// IO is a container's standard streams. A nil stream is /dev/null. Run accepts any reader
-// and writers; Create needs *os.File values (or nil), which the detached container keeps
-// after the caller has gone.
+// IO is a container's standard streams. A nil stream is /dev/null. Run and Exec accept any
+// reader and writers; Create needs *os.File values (or nil), which the detached container
+// keeps after the caller has gone.
+//
+// With a Terminal the process's stdin, stdout and stderr are a pseudo-terminal: Stdin is
+// copied to it and everything the process writes to it (stdout and stderr alike, with the
+// terminal's "\r\n" line endings) to Stdout, while Stderr gets only what the runtime itself
+// reports. The end of Stdin is not passed on (a terminal has no end of input), and Run and
+// Exec return without waiting for a Stdin read that blocks: the copy ends at its next read.
+// Create with a terminal takes no Stdin and no Resize, and writes the terminal's output to
+// the Stdout file.
 type IO struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Terminal *Terminal
+}
+
+// Terminal asks for a pseudo-terminal as the process's stdio.
+type Terminal struct {
+	// Size is the terminal's size when the process starts; zero leaves the kernel's 0x0.
+	Size WinSize
+	// Resize, when not nil, delivers the terminal's new sizes while the process runs.
+	Resize <-chan WinSize
+}
+
+// WinSize is a terminal's size in characters.
+type WinSize struct {
+	Rows, Cols uint16
 }
 
 // Status is a container's lifecycle status, as the OCI runtime spec names them.
@@ -92,6 +153,8 @@ var (
 	ErrExists = errors.New("container already exists")
 	// ErrRunning is returned by Delete without force for a running or paused container.
 	ErrRunning = errors.New("container is running")
+	// ErrNotRunning is returned by Exec for a container that is created, paused or stopped.
+	ErrNotRunning = errors.New("container is not running")
 	// ErrUnavailable is what an *UnavailableError is: the runtime cannot run on this machine.
 	ErrUnavailable = errors.New("container runtime unavailable")
 )

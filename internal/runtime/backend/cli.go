@@ -30,7 +30,11 @@ import (
 //	                  network namespace), released by Runsc.Close
 //	containers/ID/    the backend's own files for one container: pid (the runtime's
 //	                  --pid-file), exit (the exit code the shim recorded), runtime.log (the
-//	                  runtime's error log), shim.lock (held by the shim while it lives)
+//	                  runtime's error log), shim.lock (held by the shim while it lives),
+//	                  console.sock (the --console-socket of a container with a terminal,
+//	                  while it is created)
+//	containers/ID/exec-N/  one Exec's files while it runs: process.json, pid, internal-pid
+//	                  (runsc), runtime.log, console.sock
 type ociCLI struct {
 	name   string
 	binary string
@@ -46,6 +50,9 @@ type ociCLI struct {
 	// hideCgroup2 is a cgroup2 mount the runtime must not see (crun on a hybrid host), "" for
 	// none: the runtime runs in a private mount namespace in which it is unmounted.
 	hideCgroup2 string
+	// execInSandbox says that exec'd processes live in a sandbox (runsc): they are signalled
+	// through `kill --pid` with their pid in the sandbox, not by their host pid.
+	execInSandbox bool
 }
 
 // grace is how long Run waits for a container sent SIGTERM (because its context ended) before
@@ -156,8 +163,22 @@ func runtimeMessage(b []byte) string {
 	return strings.Join(msgs, "; ")
 }
 
-// Run runs a container in the foreground with the runtime's own run command.
+// Run runs a container in the foreground: with the runtime's own run command, or with a
+// terminal as create (through a foreground shim, see runTerminal) and start.
 func (c *ociCLI) Run(ctx context.Context, id, bundle string, stdio IO) (int, error) {
+	if err := c.checkID(id); err != nil {
+		return -1, err
+	}
+	terminal, err := bundleTerminal(bundle)
+	if err != nil {
+		return -1, fmt.Errorf("%s run %s: %w", c.name, id, err)
+	}
+	if err := c.checkTerminal("run", id, terminal, stdio); err != nil {
+		return -1, err
+	}
+	if terminal {
+		return c.runTerminal(ctx, id, bundle, stdio)
+	}
 	dir, err := c.newContainerDir(id)
 	if err != nil {
 		return -1, err
@@ -221,6 +242,143 @@ func (c *ociCLI) Run(ctx context.Context, id, bundle string, stdio IO) (int, err
 	return code, nil
 }
 
+// runTerminal runs a container with a terminal in the foreground. The runtime's run command
+// would copy the terminal to its own stdio (runc refuses --console-socket with it), so the
+// container is created through a foreground shim, which is its parent and reports its exit
+// code, with --console-socket; the terminal is received and sized, and then the container is
+// started, so that its process sees the size from the start.
+func (c *ociCLI) runTerminal(ctx context.Context, id, bundle string, stdio IO) (int, error) {
+	dir, err := c.newContainerDir(id)
+	if err != nil {
+		return -1, err
+	}
+	defer os.RemoveAll(dir)
+	con, err := listenConsole(dir)
+	if err != nil {
+		return -1, fmt.Errorf("%s run %s: %w", c.name, id, err)
+	}
+	defer con.Close()
+	pidFile, logFile := filepath.Join(dir, "pid"), filepath.Join(dir, "runtime.log")
+	args, err := c.args(bundle, logFile, "create", "--bundle", bundle, "--pid-file", pidFile, "--console-socket", con.addr, id)
+	if err != nil {
+		return -1, err
+	}
+	cfg := shimConfig{Argv: append([]string{c.binary}, args...), PidFile: pidFile, HideCgroup2: c.hideCgroup2, Foreground: true}
+	c.log.Debug("runtime command", "runtime", c.name, "args", args, "shim", "foreground")
+	start := func() error { return c.Start(ctx, id) }
+	stop := func(s *shimProc, sig syscall.Signal) {
+		// The container's init, through the runtime as for Kill; the shim kills what it
+		// holds (the init, or gVisor's sandbox) once hung up on.
+		kctx, cancel := context.WithTimeout(context.Background(), grace)
+		_, err := c.command(kctx, id, "kill", id, unix.SignalName(sig))
+		cancel()
+		if err != nil || sig == syscall.SIGKILL {
+			// Not created yet, or gone: the shim kills whatever it holds.
+			s.hangUp()
+		}
+	}
+	code, err := c.foreground(ctx, "run", id, cfg, stdio, con, logFile, start, stop)
+	c.forceDelete(id)
+	return code, err
+}
+
+// foreground runs a process held by a foreground shim: the shim runs cfg's runtime command
+// (create for Run, exec for Exec) and reports the pid; the terminal, when con is set, is
+// received and its copying started; start, when set, is called (Run's start); then the
+// process's exit code is waited for. When ctx ends first, stop is asked to send the process
+// SIGTERM, then SIGKILL after grace, and the error is ctx's. Whatever happens the shim is
+// hung up on before this returns, so the process does not outlive it.
+func (c *ociCLI) foreground(ctx context.Context, op, id string, cfg shimConfig, stdio IO, con *consoleSocket, logFile string, start func() error, stop func(*shimProc, syscall.Signal)) (int, error) {
+	stdin, stdout := stdio.Stdin, stdio.Stdout
+	var rcv *consoleReceiver
+	if con != nil {
+		stdin, stdout = nil, nil // they go through the terminal
+		var err error
+		if rcv, err = receiveConsole(con.ln, stdio.Terminal.Size); err != nil {
+			return -1, fmt.Errorf("%s %s %s: %w", c.name, op, id, err)
+		}
+	}
+	s, err := spawnShim(cfg, stdin, stdout, stdio.Stderr)
+	if err != nil {
+		rcv.abort()
+		return -1, fmt.Errorf("%s %s %s: %w", c.name, op, id, err)
+	}
+	defer s.close()
+	if _, msg, err := s.started(ctx); err != nil {
+		rcv.abort()
+		if ctx.Err() != nil {
+			s.cancel(func(sig syscall.Signal) { stop(s, sig) })
+			return -1, fmt.Errorf("%s %s %s: %w", c.name, op, id, err)
+		}
+		return -1, c.shimFailure(op, id, logFile, msg, err)
+	}
+	var pty *ptySession
+	if rcv != nil {
+		master, err := rcv.wait(grace)
+		con.Close()
+		if err != nil {
+			return -1, fmt.Errorf("%s %s %s: %w", c.name, op, id, err)
+		}
+		pty = startPTY(master, stdio)
+	}
+	if start != nil {
+		if err := start(); err != nil {
+			pty.finish(0)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%s %s %s: %w", c.name, op, id, ctx.Err())
+			}
+			return -1, err
+		}
+	}
+	code, err := s.exitCode(ctx, func(sig syscall.Signal) { stop(s, sig) })
+	// The process has ended (or is being killed): its output is read to the end.
+	pty.finish(grace)
+	if err != nil {
+		return -1, fmt.Errorf("%s %s %s: %w", c.name, op, id, err)
+	}
+	return code, nil
+}
+
+// shimFailure is the error of a runtime command a shim ran that failed: the runtime's own
+// message from its log file, else what the shim reported.
+func (c *ociCLI) shimFailure(op, id, logFile, rep string, err error) error {
+	msg, _ := os.ReadFile(logFile)
+	if m := runtimeMessage(msg); m != "" {
+		rep = m
+	} else if rep == "" || strings.HasPrefix(rep, "exit status") {
+		rep = "the runtime's message is on the stderr given to it"
+	}
+	return &RuntimeError{Runtime: c.name, Command: op, ID: id, Message: rep, Err: err}
+}
+
+// bundleTerminal reads whether the bundle's process asks for a terminal.
+func bundleTerminal(bundle string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return false, fmt.Errorf("reading the bundle's spec: %w", err)
+	}
+	var spec struct {
+		Process *struct {
+			Terminal bool `json:"terminal"`
+		} `json:"process"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return false, fmt.Errorf("decoding %s/config.json: %w", bundle, err)
+	}
+	return spec.Process != nil && spec.Process.Terminal, nil
+}
+
+// checkTerminal refuses a process whose spec and IO disagree about a terminal.
+func (c *ociCLI) checkTerminal(op, id string, spec bool, stdio IO) error {
+	switch {
+	case spec && stdio.Terminal == nil:
+		return fmt.Errorf("%s %s %s: the process asks for a terminal (process.terminal) but IO has none", c.name, op, id)
+	case !spec && stdio.Terminal != nil:
+		return fmt.Errorf("%s %s %s: IO has a terminal but the process does not ask for one: set process.terminal", c.name, op, id)
+	}
+	return nil
+}
+
 // forceDelete removes what is left of a container after a failure, best effort.
 func (c *ociCLI) forceDelete(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -265,8 +423,12 @@ func stdioFiles(stdio IO) ([3]*os.File, func(), error) {
 	return files, closeAll, nil
 }
 
-// Create creates a detached container through a shim (see shim.go).
+// Create creates a detached container through a shim (see shim.go). With a terminal the
+// shim also receives the terminal and copies its output to the Stdout file.
 func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err error) {
+	if t := stdio.Terminal; t != nil && (stdio.Stdin != nil || t.Resize != nil) {
+		return fmt.Errorf("%s create %s: a detached container's terminal takes no Stdin and no Resize", c.name, id)
+	}
 	files, closeFiles, err := stdioFiles(stdio)
 	if err != nil {
 		return fmt.Errorf("%s create %s: %w", c.name, id, err)
@@ -281,6 +443,13 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 			os.RemoveAll(dir)
 		}
 	}()
+	terminal, err := bundleTerminal(bundle)
+	if err != nil {
+		return fmt.Errorf("%s create %s: %w", c.name, id, err)
+	}
+	if err := c.checkTerminal("create", id, terminal, stdio); err != nil {
+		return err
+	}
 	cfg := shimConfig{
 		PidFile:     filepath.Join(dir, "pid"),
 		ExitFile:    filepath.Join(dir, "exit"),
@@ -288,22 +457,29 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 		HideCgroup2: c.hideCgroup2,
 	}
 	logFile := filepath.Join(dir, "runtime.log")
-	args, err := c.args(bundle, logFile, "create", "--bundle", bundle, "--pid-file", cfg.PidFile, id)
+	sub := []string{"create", "--bundle", bundle, "--pid-file", cfg.PidFile}
+	var extra []*os.File
+	if terminal {
+		con, err := listenConsole(dir)
+		if err != nil {
+			return fmt.Errorf("%s create %s: %w", c.name, id, err)
+		}
+		// The shim has its own descriptor of the socket; the caller's goes when Create returns.
+		defer con.Close()
+		sub = append(sub, "--console-socket", con.addr)
+		cfg.Console, cfg.Size = true, stdio.Terminal.Size
+		extra = append(extra, con.ln)
+	}
+	args, err := c.args(bundle, logFile, append(sub, id)...)
 	if err != nil {
 		return err
 	}
 	cfg.Argv = append([]string{c.binary}, args...)
 	c.log.Debug("runtime command", "runtime", c.name, "args", args, "shim", true)
-	rep, err := startShim(ctx, cfg, files)
+	rep, err := startShim(ctx, cfg, files, extra...)
 	if err != nil {
-		msg, _ := os.ReadFile(logFile)
-		if m := runtimeMessage(msg); m != "" {
-			rep = m
-		} else if rep == "" || strings.HasPrefix(rep, "exit status") {
-			rep = "the runtime's message is in the container's stderr"
-		}
 		c.forceDelete(id)
-		return &RuntimeError{Runtime: c.name, Command: "create", ID: id, Message: rep, Err: err}
+		return c.shimFailure("create", id, logFile, rep, err)
 	}
 	return nil
 }

@@ -122,6 +122,7 @@ func NewRunsc(dir string, opts ...Option) (*Runsc, error) {
 	// not by default), so the sandbox level keeps the hardened level's system call filter.
 	c.global = []string{"--root=" + c.root, "--shared-root=" + shared, "--platform=" + platform, "--oci-seccomp"}
 	c.createFlags = runscNetwork
+	c.execInSandbox = true
 	return &Runsc{ociCLI: c, shared: shared}, nil
 }
 

@@ -21,9 +21,8 @@ import (
 	"github.com/moatsec/moat/internal/runtime/spec"
 )
 
-// ErrNotRunning is returned by Exec and Kill for a container that is not running, and by
-// Logs' follow when there is nothing more to follow.
-var ErrNotRunning = errors.New("container is not running")
+// ErrNotRunning is returned by Exec and Kill for a container that is not running.
+var ErrNotRunning = backend.ErrNotRunning
 
 // Start runs img detached: the container outlives this process, its standard output and error
 // go to its log (see Logs), and its standard input is empty — or, with a terminal, a terminal
@@ -46,7 +45,10 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 	}
 	defer log.Close()
 	bio := backend.IO{Stdout: log, Stderr: log}
-	// TODO(terminal): bio.Terminal = o.IO.Terminal
+	if o.IO.Terminal != nil {
+		// Nobody types into a detached container's terminal, and nobody resizes it.
+		bio.Terminal = &backend.Terminal{Size: o.IO.Terminal.Size}
+	}
 	if err := rt.Create(ctx, c.ID, c.Dir, bio); err != nil {
 		return fail(fmt.Errorf("creating %s with %s: %w", c.Name, rt.Name(), err))
 	}
@@ -208,13 +210,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	if err != nil {
 		return -1, err
 	}
-	ex, ok := rt.(interface {
-		Exec(context.Context, string, *specs.Process, backend.IO) (int, error)
-	})
-	if !ok {
-		return -1, errors.New("TODO exec")
-	}
-	code, err := ex.Exec(ctx, c.ID, p, o.IO)
+	code, err := rt.Exec(ctx, c.ID, p, o.IO)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", c.Name, err)
 	}

@@ -330,3 +330,34 @@ func TestLayerOwnership(t *testing.T) {
 func rootfsMap(m spec.IDMap) rootfs.IDMap {
 	return rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
 }
+
+// TestTerminal: a container with a terminal, in the foreground, detached and through exec.
+func TestTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	for _, tc := range levels {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, engineDir(t), tc.runtime)
+			ctx := context.Background()
+			term := &backend.Terminal{Size: backend.WinSize{Rows: 30, Cols: 100}}
+			var out bytes.Buffer
+			res, err := e.Run(ctx, img, RunOptions{Level: tc.level, Remove: true, Spec: spec.Options{Terminal: true, Args: []string{"ttyinfo"}}, IO: backend.IO{Stdout: &out, Terminal: term}})
+			if err != nil || res.ExitCode != 0 || !strings.Contains(out.String(), "stdin=true stdout=true") || !strings.Contains(out.String(), "30x100") {
+				t.Errorf("foreground: %v %+v %q", err, res, out.String())
+			}
+			c, err := e.Start(ctx, img, RunOptions{Level: tc.level, Spec: spec.Options{Terminal: true, Args: []string{"wait"}}, IO: backend.IO{Terminal: term}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Remove(ctx, c.ID, true)
+			waitLog(t, e, c.Name, "ready\r\n")
+			out.Reset()
+			code, err := e.Exec(ctx, c.Name, ExecOptions{ExecOptions: spec.ExecOptions{Terminal: true, Args: []string{"/bin/prog", "ttyinfo"}}, IO: backend.IO{Stdout: &out, Terminal: term}})
+			if err != nil || code != 0 || !strings.Contains(out.String(), "stdout=true") {
+				t.Errorf("exec: %v %d %q", err, code, out.String())
+			}
+		})
+	}
+}

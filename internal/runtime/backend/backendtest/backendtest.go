@@ -1,7 +1,10 @@
 // Package backendtest is the conformance suite every backend.Runtime must pass: foreground
 // runs (exit codes, stdout and stderr, arguments, environment, stdin, confinement), the
-// detached lifecycle (create, start, state, kill, delete), refusals, and that nothing is left
-// behind. It runs real containers: a test program built statically in the test is the only
+// detached lifecycle (create, start, state, kill, delete), exec'd processes (exit codes,
+// stdio, confinement equal to the init's: seccomp, no_new_privs, capabilities, limits),
+// terminals (foreground, exec'd and detached: the process sees terminals of the size asked
+// for, input reaches it, resizes reach it, output arrives whole), refusals, and that nothing
+// is left behind. It runs real containers: a test program built statically in the test is the only
 // file of a hand-made bundle whose spec maps container root to an unprivileged host range.
 // The calling test binary must call backend.HandleShim in TestMain.
 package backendtest
@@ -13,11 +16,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +50,9 @@ func Test(t *testing.T, newRuntime Factory) {
 		t.Skip("backend conformance tests create containers and need root")
 	}
 	s := &suite{prog: BuildProg(t), newRuntime: newRuntime}
+	// These run with the runtime's state in a directory too deep for a unix socket's address
+	// (108 bytes), where the backend's console sockets are.
+	deep := map[string]bool{"ExecTerminal": true, "DetachedTerminal": true}
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, rt backend.Runtime)
@@ -62,9 +70,23 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"DeleteCreated", s.deleteCreated},
 		{"DuplicateID", s.duplicateID},
 		{"UnknownID", s.unknownID},
+		{"Exec", s.exec},
+		{"ExecConfinement", s.execConfinement},
+		{"ExecRefusals", s.execRefusals},
+		{"ExecContextCancel", s.execContextCancel},
+		{"RunTerminal", s.runTerminal},
+		{"ExecTerminal", s.execTerminal},
+		{"DetachedTerminal", s.detachedTerminal},
+		{"TerminalMismatch", s.terminalMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
+			if deep[tc.name] {
+				dir = filepath.Join(dir, strings.Repeat("d", 100))
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
 			rt := newRuntime(t, dir)
 			t.Cleanup(func() { checkEmpty(t, rt, dir) })
 			tc.fn(t, rt)
@@ -107,6 +129,12 @@ func (s *suite) bundle(t *testing.T, args []string, env ...string) string {
 // BuildProg), owned by HostID, and whose spec (Spec) runs /prog with args and env.
 func Bundle(t testing.TB, prog string, args []string, env ...string) string {
 	t.Helper()
+	return bundleWith(t, prog, args, env, nil)
+}
+
+// bundleWith is Bundle with edit applied to the spec (when not nil).
+func bundleWith(t testing.TB, prog string, args, env []string, edit func(*specs.Spec)) string {
+	t.Helper()
 	dir := t.TempDir()
 	// Container root, an unprivileged host user, must reach the bundle. Only the test's own
 	// directories are opened up: this one and the test's temporary root above it.
@@ -138,6 +166,9 @@ func Bundle(t testing.TB, prog string, args []string, env ...string) string {
 		t.Fatal(err)
 	}
 	spec := Spec(append([]string{"/prog"}, args...), env)
+	if edit != nil {
+		edit(spec)
+	}
 	cfg, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +186,7 @@ const SpecVersion = "1.0.2"
 
 // Spec is the suite's minimal sane spec: its own user (root mapped to HostID), pid, mount,
 // ipc, uts and network namespaces, no capabilities, no_new_privs, a read-only root with a
-// tmpfs /tmp, a pids limit.
+// tmpfs /tmp, a devpts of its own (for terminals), a pids limit.
 func Spec(args, env []string) *specs.Spec {
 	mapping := []specs.LinuxIDMapping{{ContainerID: 0, HostID: HostID, Size: 65536}}
 	pids := int64(64)
@@ -175,6 +206,7 @@ func Spec(args, env []string) *specs.Spec {
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=16m"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		},
 		Linux: &specs.Linux{
 			UIDMappings: mapping,
@@ -573,5 +605,418 @@ func (s *suite) unknownID(t *testing.T, rt backend.Runtime) {
 	}
 	if err := rt.Create(ctx(t), "../escape", t.TempDir(), backend.IO{}); err == nil {
 		t.Errorf("Create with id ../escape: no error")
+	}
+}
+
+// startWaiting creates and starts a detached container running `prog wait` from bundle
+// (a new one when bundle is ""), and waits until it runs.
+func (s *suite) startWaiting(t *testing.T, rt backend.Runtime, bundle string) string {
+	t.Helper()
+	if bundle == "" {
+		bundle = s.bundle(t, []string{"wait"})
+	}
+	id := id(t, "w")
+	if err := rt.Create(ctx(t), id, bundle, backend.IO{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, id)
+	if err := rt.Start(ctx(t), id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	waitFor(t, rt, id, "running", func(st backend.State) bool { return st.Status == backend.Running })
+	return id
+}
+
+// execProcess is what a caller of Exec builds: the process of the container's config.json
+// with another command.
+func execProcess(t *testing.T, rt backend.Runtime, id string, args ...string) *specs.Process {
+	t.Helper()
+	st, err := rt.State(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	p := spec.Process
+	p.Args = append([]string{"/prog"}, args...)
+	return p
+}
+
+func (s *suite) exec(t *testing.T, rt backend.Runtime) {
+	id := s.startWaiting(t, rt, "")
+	var out, errOut bytes.Buffer
+	run := func(p *specs.Process, stdin string) int {
+		t.Helper()
+		out.Reset()
+		errOut.Reset()
+		stdio := backend.IO{Stdout: &out, Stderr: &errOut}
+		if stdin != "" {
+			stdio.Stdin = strings.NewReader(stdin)
+		}
+		code, err := rt.Exec(ctx(t), id, p, stdio)
+		if err != nil {
+			t.Fatalf("Exec %q: %v (stderr %q)", p.Args, err, errOut.String())
+		}
+		return code
+	}
+	for _, code := range []int{0, 3, 255} {
+		if got := run(execProcess(t, rt, id, "exit", fmt.Sprint(code)), ""); got != code {
+			t.Errorf("exit code %d, want %d", got, code)
+		}
+		if out.String() != "out\n" || errOut.String() != "err\n" {
+			t.Errorf("stdout %q, stderr %q; want \"out\\n\", \"err\\n\"", out.String(), errOut.String())
+		}
+	}
+	if got := run(execProcess(t, rt, id, "signal", "9"), ""); got != 128+9 {
+		t.Errorf("exit code of a process killed by SIGKILL: %d, want %d", got, 128+9)
+	}
+	args := []string{"a", "b c", "", "ünï'\"$x"}
+	if run(execProcess(t, rt, id, append([]string{"args"}, args...)...), ""); out.String() != strings.Join(args, "\n")+"\n" {
+		t.Errorf("args: got %q, want %q", out.String(), strings.Join(args, "\n")+"\n")
+	}
+	p := execProcess(t, rt, id, "env", "GREETING")
+	p.Env = append(p.Env, "GREETING=hello exec")
+	if run(p, ""); out.String() != "hello exec\n" {
+		t.Errorf("env: got %q", out.String())
+	}
+	p = execProcess(t, rt, id, "pwd")
+	p.Cwd = "/tmp"
+	if run(p, ""); out.String() != "/tmp\n" {
+		t.Errorf("cwd: got %q, want \"/tmp\\n\"", out.String())
+	}
+	in := strings.Repeat("stdin reaches the exec'd process\n", 1000)
+	if run(execProcess(t, rt, id, "cat"), in); out.String() != in {
+		t.Errorf("stdout has %d bytes, want the %d of stdin", out.Len(), len(in))
+	}
+	// The container's own process is untouched.
+	if st, err := rt.State(ctx(t), id); err != nil || st.Status != backend.Running {
+		t.Errorf("State after the execs: %+v, %v; want running", st, err)
+	}
+}
+
+// denyMkdir gives the spec a seccomp profile that allows everything but mkdir and mkdirat,
+// which fail with EPERM.
+func denyMkdir(spec *specs.Spec) {
+	spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+	}
+}
+
+// execConfinement checks that an exec'd process is confined as the container's init is: the
+// same seccomp filter (a denied system call stays denied), no_new_privs, capabilities and
+// limits; and that Exec refuses a process less confined than the init.
+func (s *suite) execConfinement(t *testing.T, rt backend.Runtime) {
+	var initOut, errOut bytes.Buffer
+	code, err := rt.Run(ctx(t), id(t, "init"), bundleWith(t, s.prog, []string{"confined"}, nil, denyMkdir), backend.IO{Stdout: &initOut, Stderr: &errOut})
+	if err != nil || code != 0 {
+		t.Fatalf("Run: %d, %v (stderr %q)", code, err, errOut.String())
+	}
+	want := `nnp=1 seccomp=2 capeff=0000000000000000 capbnd=0000000000000000 nofile=1024/1024 mkdir="operation not permitted"` + "\n"
+	if initOut.String() != want {
+		t.Errorf("the container's init: %q, want %q", initOut.String(), want)
+	}
+	id := s.startWaiting(t, rt, bundleWith(t, s.prog, []string{"wait"}, nil, denyMkdir))
+	var out bytes.Buffer
+	code, err = rt.Exec(ctx(t), id, execProcess(t, rt, id, "confined"), backend.IO{Stdout: &out, Stderr: &errOut})
+	if err != nil || code != 0 {
+		t.Fatalf("Exec: %d, %v (stderr %q)", code, err, errOut.String())
+	}
+	if out.String() != initOut.String() {
+		t.Errorf("the exec'd process: %q, the container's init: %q", out.String(), initOut.String())
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(p *specs.Process)
+	}{
+		{"no_new_privs off", func(p *specs.Process) { p.NoNewPrivileges = false }},
+		{"a capability", func(p *specs.Process) { p.Capabilities.Bounding = append(p.Capabilities.Bounding, "CAP_SYS_ADMIN") }},
+		{"no capability sets", func(p *specs.Process) { p.Capabilities = nil }},
+		{"no rlimits", func(p *specs.Process) { p.Rlimits = nil }},
+		{"a higher rlimit", func(p *specs.Process) { p.Rlimits[0].Hard = 1 << 20 }},
+	} {
+		p := execProcess(t, rt, id, "confined")
+		tc.edit(p)
+		code, err := rt.Exec(ctx(t), id, p, backend.IO{})
+		if err == nil {
+			t.Errorf("Exec of a process with %s: exit code %d and no error", tc.name, code)
+		} else if !strings.Contains(err.Error(), "less confined") {
+			t.Errorf("Exec of a process with %s: %v, want a refusal", tc.name, err)
+		}
+	}
+}
+
+func (s *suite) execRefusals(t *testing.T, rt backend.Runtime) {
+	p := Spec([]string{"/prog", "exit", "0"}, nil).Process
+	if _, err := rt.Exec(ctx(t), "nonexistent", p, backend.IO{}); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Exec in an unknown container: %v, want ErrNotFound", err)
+	}
+	created := id(t, "c")
+	if err := rt.Create(ctx(t), created, s.bundle(t, []string{"wait"}), backend.IO{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, created)
+	if _, err := rt.Exec(ctx(t), created, execProcess(t, rt, created, "exit", "0"), backend.IO{}); !errors.Is(err, backend.ErrNotRunning) {
+		t.Errorf("Exec in a created container: %v, want ErrNotRunning", err)
+	}
+	stopped := id(t, "s")
+	if err := rt.Create(ctx(t), stopped, s.bundle(t, []string{"exit", "0"}), backend.IO{}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, stopped)
+	p = execProcess(t, rt, stopped, "exit", "0")
+	if err := rt.Start(ctx(t), stopped); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	waitFor(t, rt, stopped, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped })
+	if _, err := rt.Exec(ctx(t), stopped, p, backend.IO{}); !errors.Is(err, backend.ErrNotRunning) {
+		t.Errorf("Exec in a stopped container: %v, want ErrNotRunning", err)
+	}
+	if _, err := rt.Exec(ctx(t), "../escape", p, backend.IO{}); err == nil {
+		t.Errorf("Exec with id ../escape: no error")
+	}
+	// A process that cannot start is an error, not an exit code.
+	id := s.startWaiting(t, rt, "")
+	p = execProcess(t, rt, id)
+	p.Args = []string{"/nonexistent"}
+	var errOut bytes.Buffer
+	if code, err := rt.Exec(ctx(t), id, p, backend.IO{Stderr: &errOut}); err == nil {
+		t.Errorf("Exec of a missing program: exit code %d and no error", code)
+	} else {
+		t.Logf("Exec of a missing program: %v", err)
+	}
+}
+
+func (s *suite) execContextCancel(t *testing.T, rt backend.Runtime) {
+	id := s.startWaiting(t, rt, "")
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	out := newWatcher()
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.Exec(c, id, execProcess(t, rt, id, "wait"), backend.IO{Stdout: out})
+		done <- err
+	}()
+	out.waitFor(t, "ready\n", nil)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Exec after cancel: %v; want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Exec did not return within 30s of its context's end")
+	}
+	// SIGTERM reached the process, which wrote "term" and exited.
+	if got := out.String(); got != "ready\nterm\n" {
+		t.Errorf("the exec'd process wrote %q, want \"ready\\nterm\\n\"", got)
+	}
+	if st, err := rt.State(ctx(t), id); err != nil || st.Status != backend.Running {
+		t.Errorf("State after a cancelled Exec: %+v, %v; want running", st, err)
+	}
+}
+
+// watcher is a writer that keeps what is written to it, for a test to wait for.
+type watcher struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func newWatcher() *watcher { return &watcher{} }
+
+func (w *watcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *watcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor waits at most 30 seconds for s to have been written, or for stop to be ready
+// (then it returns false).
+func (w *watcher) waitFor(t *testing.T, s string, stop <-chan struct{}) bool {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !strings.Contains(w.String(), s) {
+		select {
+		case <-stop:
+			return false
+		case <-timeout:
+			t.Fatalf("waiting for %q; got %q", s, w.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// terminalBundle makes a bundle whose process, `prog args...`, asks for a terminal.
+func (s *suite) terminalBundle(t *testing.T, args ...string) string {
+	return bundleWith(t, s.prog, args, []string{"TERM=xterm"}, func(spec *specs.Spec) { spec.Process.Terminal = true })
+}
+
+// converseTTY drives `prog tty` through its terminal while run (Run or Exec) runs it: the
+// program must see terminals of 33x97, read the line typed, see the resize to 40x120, and
+// its output must arrive whole. With late, the program may see 0x0 first if it then gets a
+// SIGWINCH and sees 33x97 (Exec with runsc, which takes no consoleSize and starts the
+// process without waiting for the terminal's size to be set).
+func converseTTY(t *testing.T, late bool, run func(stdio backend.IO) (int, error)) {
+	out := newWatcher()
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	resize := make(chan backend.WinSize, 1)
+	var errOut bytes.Buffer
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := run(backend.IO{Stdin: inR, Stdout: out, Stderr: &errOut,
+			Terminal: &backend.Terminal{Size: backend.WinSize{Rows: 33, Cols: 97}, Resize: resize}})
+		done <- result{code, err}
+	}()
+	var res result
+	ended := make(chan struct{})
+	go func() {
+		res = <-done
+		close(ended)
+	}()
+	step := func(want string) {
+		t.Helper()
+		out.waitFor(t, want, ended)
+	}
+	info := "tty stdin=true stdout=true stderr=true size=33x97"
+	if late {
+		step(info)
+	} else {
+		step(info + "\r\n")
+	}
+	if _, err := inW.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	step("winch?\r\n")
+	resize <- backend.WinSize{Rows: 40, Cols: 120}
+	select {
+	case <-ended:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the program did not end; it wrote %q", out.String())
+	}
+	if res.err != nil || res.code != 3 {
+		t.Fatalf("exit code %d, error %v, want 3 (stderr %q, output %q)", res.code, res.err, errOut.String(), out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"hello\r\n", `read "hello" <nil>` + "\r\n", "resized 40x120\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q: %q", want, got)
+		}
+	}
+	// All of the output, the end included: nothing lost when the process ended.
+	i := strings.Index(got, "winch?\r\n")
+	lines := strings.Split(strings.TrimSuffix(got[i:], "\r\n"), "\r\n")
+	if n := len(lines); n != 8192+3 || lines[n-1] != "end" || lines[n-2] != fmt.Sprintf("%031d", 8191) {
+		t.Errorf("the output after the resize has %d lines ending %q, want 8195 ending in \"end\"", n, lines[max(0, n-2):])
+	}
+}
+
+func (s *suite) runTerminal(t *testing.T, rt backend.Runtime) {
+	bundle := s.terminalBundle(t, "tty")
+	converseTTY(t, false, func(stdio backend.IO) (int, error) { return rt.Run(ctx(t), id(t, "t"), bundle, stdio) })
+
+	// Cancelled, the container is sent SIGTERM, and its last words still arrive.
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	out := newWatcher()
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.Run(c, id(t, "c"), s.terminalBundle(t, "wait"), backend.IO{Stdout: out, Terminal: &backend.Terminal{}})
+		done <- err
+	}()
+	out.waitFor(t, "ready\r\n", nil)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run after cancel: %v; want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context's end")
+	}
+	if got := out.String(); got != "ready\r\nterm\r\n" {
+		t.Errorf("the container wrote %q, want \"ready\\r\\nterm\\r\\n\"", got)
+	}
+}
+
+func (s *suite) execTerminal(t *testing.T, rt backend.Runtime) {
+	id := s.startWaiting(t, rt, "")
+	// runsc is the one runtime that does not size an exec'd process's terminal itself.
+	converseTTY(t, rt.Name() == "runsc", func(stdio backend.IO) (int, error) {
+		p := execProcess(t, rt, id, "tty")
+		p.Terminal = true
+		return rt.Exec(ctx(t), id, p, stdio)
+	})
+	if st, err := rt.State(ctx(t), id); err != nil || st.Status != backend.Running {
+		t.Errorf("State after the exec: %+v, %v; want running", st, err)
+	}
+}
+
+// detachedTerminal creates a detached container with a terminal: its output goes to the
+// stdout file, with the terminal's line endings.
+func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
+	id := id(t, "dt")
+	stdout, stderr := logs(t)
+	err := rt.Create(ctx(t), id, s.terminalBundle(t, "ttyinfo"), backend.IO{Stdout: stdout, Stderr: stderr,
+		Terminal: &backend.Terminal{Size: backend.WinSize{Rows: 20, Cols: 60}}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, id)
+	if err := rt.Start(ctx(t), id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	st := waitFor(t, rt, id, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped && st.ExitCode != -1 })
+	if st.ExitCode != 0 {
+		t.Errorf("exit code %d, want 0", st.ExitCode)
+	}
+	if got, want := readFile(t, stdout), "tty stdin=true stdout=true stderr=true size=20x60\r\n"; got != want {
+		t.Errorf("stdout log %q, want %q", got, want)
+	}
+	if got := readFile(t, stderr); got != "" {
+		t.Errorf("stderr log %q, want nothing", got)
+	}
+	if err := rt.Delete(ctx(t), id, false); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+}
+
+// terminalMismatch: a process that asks for a terminal without IO having one, or the
+// reverse, is refused before anything runs.
+func (s *suite) terminalMismatch(t *testing.T, rt backend.Runtime) {
+	tty := &backend.Terminal{}
+	plain, withTTY := s.bundle(t, []string{"exit", "0"}), s.terminalBundle(t, "ttyinfo")
+	if _, err := rt.Run(ctx(t), id(t, "a"), plain, backend.IO{Terminal: tty}); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("Run with a terminal of a process without one: %v", err)
+	}
+	if _, err := rt.Run(ctx(t), id(t, "b"), withTTY, backend.IO{}); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("Run without a terminal of a process with one: %v", err)
+	}
+	if err := rt.Create(ctx(t), id(t, "c"), withTTY, backend.IO{}); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("Create without a terminal of a process with one: %v", err)
+	}
+	if err := rt.Create(ctx(t), id(t, "d"), withTTY, backend.IO{Stdin: os.Stdin, Terminal: tty}); err == nil {
+		t.Errorf("Create with a terminal and stdin: no error")
+	}
+	id := s.startWaiting(t, rt, "")
+	if _, err := rt.Exec(ctx(t), id, execProcess(t, rt, id, "ttyinfo"), backend.IO{Terminal: tty}); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("Exec with a terminal of a process without one: %v", err)
 	}
 }

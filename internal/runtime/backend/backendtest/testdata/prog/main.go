@@ -8,9 +8,20 @@
 //	prog check        writes facts about its confinement: uid, hostname, writable root
 //	prog wait         writes "ready", waits for SIGTERM, writes "term" and exits with 42
 //	                  (as PID 1 it would otherwise ignore SIGTERM)
+//	prog pwd          writes its working directory
+//	prog signal N     kills itself with signal N
+//	prog confined     writes what confines it: no_new_privs, seccomp mode, effective and
+//	                  bounding capabilities, RLIMIT_NOFILE, and what mkdir in /tmp returns
+//	                  (the suite's seccomp profile denies mkdirat)
+//	prog ttyinfo      writes whether stdin, stdout and stderr are terminals and the size
+//	prog tty          writes the ttyinfo line (when the size is 0x0, after the first
+//	                  SIGWINCH, with " after SIGWINCH"), reads a line from stdin and
+//	                  writes it back, writes "winch?", waits for SIGWINCH and writes the new
+//	                  size, then writes 256 KiB of numbered lines and "end", and exits with 3
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 func main() {
@@ -51,8 +64,91 @@ func main() {
 		<-c
 		fmt.Println("term")
 		os.Exit(42)
+	case "pwd":
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(wd)
+	case "signal":
+		n, _ := strconv.Atoi(os.Args[2])
+		syscall.Kill(os.Getpid(), syscall.Signal(n))
+		time.Sleep(10 * time.Second)
+		os.Exit(1)
+	case "confined":
+		confined()
+	case "ttyinfo":
+		fmt.Println(ttyInfo())
+	case "tty":
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		if rows, cols := winSize(0); rows == 0 && cols == 0 {
+			select {
+			case <-winch:
+				fmt.Println(ttyInfo(), "after SIGWINCH")
+			case <-time.After(30 * time.Second):
+				fmt.Println(ttyInfo())
+			}
+		} else {
+			fmt.Println(ttyInfo())
+		}
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		fmt.Printf("read %q %v\n", strings.TrimSpace(line), err)
+		fmt.Println("winch?")
+		select {
+		case <-winch:
+			rows, cols := winSize(1)
+			fmt.Printf("resized %dx%d\n", rows, cols)
+		case <-time.After(30 * time.Second):
+			fmt.Println("no SIGWINCH")
+		}
+		for i := 0; i < 8192; i++ {
+			fmt.Printf("%031d\n", i)
+		}
+		fmt.Println("end")
+		os.Exit(3)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+func confined() {
+	status, _ := os.ReadFile("/proc/self/status")
+	field := func(name string) string {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, name+":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "?"
+	}
+	var nofile syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	mkdir := "ok"
+	if err := os.Mkdir("/tmp/probe", 0o755); err != nil {
+		mkdir = err.(*os.PathError).Err.Error()
+	} else {
+		os.Remove("/tmp/probe")
+	}
+	fmt.Printf("nnp=%s seccomp=%s capeff=%s capbnd=%s nofile=%d/%d mkdir=%q\n",
+		field("NoNewPrivs"), field("Seccomp"), field("CapEff"), field("CapBnd"), nofile.Cur, nofile.Max, mkdir)
+}
+
+func isTerminal(fd int) bool {
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
+}
+
+func winSize(fd int) (rows, cols uint16) {
+	var ws struct{ Row, Col, X, Y uint16 }
+	syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws)))
+	return ws.Row, ws.Col
+}
+
+func ttyInfo() string {
+	rows, cols := winSize(0)
+	return fmt.Sprintf("tty stdin=%v stdout=%v stderr=%v size=%dx%d", isTerminal(0), isTerminal(1), isTerminal(2), rows, cols)
 }
