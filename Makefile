@@ -44,7 +44,8 @@ sample-image: deps
 	@TAGS="$(TAGS)" hack/sample-image.sh "$(SAMPLE)"
 
 # Build moat and inventory the sample image, as a table and as CycloneDX and SPDX files; scan
-# it; then sign, attest and evaluate a policy for it on a loopback registry (hack/demo-trust.sh).
+# it; then sign, attest and evaluate a policy for it on a loopback registry, and run it under
+# that policy with moat run, detached too (hack/demo-trust.sh).
 demo: build sample-image
 	@echo "== moat sbom oci-dir:$(SAMPLE)/image.oci -o table (the first five packages of each type)"
 	@MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat sbom oci-dir:$(SAMPLE)/image.oci -o table | \
@@ -60,7 +61,7 @@ demo: build sample-image
 		code=$$?; echo "== moat scan exited with $$code"; [ $$code -eq 3 ]
 	MOAT_HOME=$(DEV_CACHE)/demo-home bin/moat scan --db-max-age 0 oci-dir:$(SAMPLE)/image.oci -o sarif --output-file demo.sarif
 	@echo "== wrote demo.sarif (SARIF 2.1.0)"
-	@GO=$(GO) hack/install-tools.sh $(TOOLS) registry
+	@GO=$(GO) hack/install-tools.sh $(TOOLS) registry runsc
 	@hack/demo-trust.sh $(SAMPLE) $(TOOLS) $(DEV_CACHE)/demo-home
 
 lint: deps $(STATICCHECK)
