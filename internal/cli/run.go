@@ -258,7 +258,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	}
 	defer img.Close()
 
-	level, record, err := o.decide(ctx, a, arg, target, img, logPath)
+	level, record, decision, err := o.decide(ctx, a, arg, target, img, logPath)
 	if err != nil {
 		return err
 	}
@@ -286,18 +286,35 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		terminal = tty.Terminal
 	}
 	// The allow decision is logged with the container and its relaxations, before it starts.
+	// With a policy in force, a relaxation the deciding rule does not permit stops the
+	// container before it starts: a deny, logged with the relaxations it refused.
 	prepared := func(c *engine.Container) error {
+		record.Container = c.Name
+		rs := make([]policy.Relaxation, len(c.Relaxations))
+		for i, r := range c.Relaxations {
+			rs[i] = policy.Relaxation{Kind: string(r.Kind), Value: r.Value}
+			record.Relaxations = append(record.Relaxations, r.String())
+		}
+		var refused error
+		if decision != nil {
+			refused = decision.CheckRelaxations(rs)
+		}
+		var re *policy.RelaxationError
+		if errors.As(refused, &re) {
+			record.Refuse(re)
+		}
+		if logPath != "" {
+			if err := appendDecision(logPath, record); err != nil {
+				return err
+			}
+		}
+		if refused != nil {
+			return &DeniedError{Err: fmt.Errorf("%s: %w", arg, refused)}
+		}
 		for _, r := range c.Relaxations {
 			a.log.Info("relaxation applied", "container", c.Name, "relaxation", r.String())
 		}
-		if logPath == "" {
-			return nil
-		}
-		record.Container = c.Name
-		for _, r := range c.Relaxations {
-			record.Relaxations = append(record.Relaxations, r.String())
-		}
-		return appendDecision(logPath, record)
+		return nil
 	}
 	ro := engine.RunOptions{Name: o.Name, Level: level, Spec: so, Remove: o.Remove, Prepared: prepared,
 		IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err, Terminal: terminal}}
@@ -319,14 +336,15 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	return nil
 }
 
-// decide makes the policy decision for the image, or says that no policy is in force. A deny
-// is logged here; an allow comes back as the record to log once the container is prepared.
-func (o *runOptions) decide(ctx context.Context, a *app, arg string, target image.Target, img *image.Image, logPath string) (spec.Level, policy.Record, error) {
+// decide makes the policy decision for the image, or says that no policy is in force (the
+// decision is then nil). A deny is logged here; an allow comes back as the record to log once
+// the container is prepared, and the decision that judges the container's relaxations.
+func (o *runOptions) decide(ctx context.Context, a *app, arg string, target image.Target, img *image.Image, logPath string) (spec.Level, policy.Record, *policy.Decision, error) {
 	if o.Policy == "" {
 		fmt.Fprintln(a.err, "moat: no trust policy in force (--policy, MOAT_POLICY): running at hardened")
 		ev := &policy.Evidence{Image: policy.Image{Reference: arg}, Digest: img.Digest}
 		d := policy.Decision{Allow: true, Isolation: string(spec.Hardened), Reasons: []string{"no trust policy in force: hardened"}}
-		return spec.Hardened, policy.NewRecord(time.Now(), ev, d), nil
+		return spec.Hardened, policy.NewRecord(time.Now(), ev, d), nil, nil
 	}
 	now := time.Now()
 	var ev *policy.Evidence
@@ -374,16 +392,16 @@ func (o *runOptions) decide(ctx context.Context, a *app, arg string, target imag
 	if !d.Allow {
 		if logPath != "" {
 			if err := appendDecision(logPath, record); err != nil {
-				return "", record, err
+				return "", record, nil, err
 			}
 		}
 		for _, r := range d.Reasons {
 			fmt.Fprintln(a.err, "  "+r)
 		}
-		return "", record, &DeniedError{Err: fmt.Errorf("%s denied by policy: %s", arg, lastReason(d))}
+		return "", record, nil, &DeniedError{Err: fmt.Errorf("%s denied by policy: %s", arg, lastReason(d))}
 	}
 	a.log.Info("policy decision", "rule", d.Rule, "isolation", level)
-	return level, record, nil
+	return level, record, &d, nil
 }
 
 // environment is the container environment of --env-file files and -e flags, in that order.

@@ -89,6 +89,31 @@ rules:
 		t.Errorf("denied: code %d, stderr %q", code, stderr)
 	}
 
+	// A relaxation the deciding rule does not permit is refused before the container starts.
+	pol = `apiVersion: moat.dev/v1
+kind: Policy
+rules:
+  - name: local
+    isolation: hardened
+    action: allow
+    relaxations: ["cap-add:NET_BIND_SERVICE"]
+`
+	os.WriteFile(filepath.Join(e.work, "relax.yaml"), []byte(pol), 0o644)
+	if out, _ := mustRun(t, "run", "--rm", "--policy", "relax.yaml", "--cap-add", "net_bind_service", target, "args", "ok"); out != "ok\n" {
+		t.Errorf("a permitted relaxation: %q", out)
+	}
+	_, _, code, err := run(t, "run", "--rm", "--name", "refused", "--policy", "relax.yaml", "--cap-add", "NET_ADMIN", target, "args", "ok")
+	if code != ExitDenied || err == nil || !strings.Contains(err.Error(), "cap-add CAP_NET_ADMIN") {
+		t.Errorf("a refused relaxation: exit %d, %v", code, err)
+	}
+	log = string(readFile(t, filepath.Join(e.home, "state", "decisions.jsonl")))
+	if !strings.Contains(log, `"container":"refused"`) || !strings.Contains(log, `"refused":["cap-add CAP_NET_ADMIN"]`) {
+		t.Errorf("decision log:\n%s", log)
+	}
+	if out, _ := mustRun(t, "ps", "-a", "-o", "id"); out != "" {
+		t.Errorf("a refused container is kept: %q", out)
+	}
+
 	for _, args := range [][]string{
 		{"run", "-d", "-i", target},                    // no attach: -i needs -t with -d
 		{"run", "--rm", "--isolation", "vm", target},   // no vm backend

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,23 +18,29 @@ import (
 //	name: signed and clean      # optional, defaults to the file name
 //	now: 2026-01-02T00:00:00Z   # optional evaluation time, defaults to the time of the run
 //	evidence: {...}             # an Evidence, with its JSON field names
-//	expect: {allow: true, isolation: hardened, rule: signed-clean}
+//	relaxations: ["cap-add CAP_NET_ADMIN"]  # optional, as the decision log writes them
+//	expect: {allow: true, isolation: hardened, rule: signed-clean, refused: []}
 //
 // Unknown fields are errors, as in policy files.
 type Case struct {
-	Name     string      `json:"name"`
-	File     string      `json:"-"`
-	Now      time.Time   `json:"now"`
-	Evidence Evidence    `json:"evidence"`
-	Expect   Expectation `json:"expect"`
+	Name     string    `json:"name"`
+	File     string    `json:"-"`
+	Now      time.Time `json:"now"`
+	Evidence Evidence  `json:"evidence"`
+	// Relaxations are those the container of the case asks for, checked against an allow
+	// decision (Decision.CheckRelaxations).
+	Relaxations []Relaxation `json:"relaxations"`
+	Expect      Expectation  `json:"expect"`
 }
 
 // Expectation is the decision a case expects. Rule and Isolation are compared only when
-// set.
+// set. Refused is compared when the decision is an allow and the case lists relaxations (or
+// Refused): it is exactly the relaxations the decision must refuse, empty for none.
 type Expectation struct {
-	Allow     bool   `json:"allow"`
-	Isolation string `json:"isolation"`
-	Rule      string `json:"rule"`
+	Allow     bool         `json:"allow"`
+	Isolation string       `json:"isolation"`
+	Rule      string       `json:"rule"`
+	Refused   []Relaxation `json:"refused"`
 }
 
 // CaseResult is the outcome of one case.
@@ -42,6 +49,8 @@ type CaseResult struct {
 	Decision Decision
 	// Pass is set when the decision is the one expected.
 	Pass bool
+	// Refused are the case's relaxations the decision refuses (Decision.CheckRelaxations).
+	Refused []Relaxation
 	// Mismatches describe how the decision differs from the expectation.
 	Mismatches []string
 	// Err is set when the case file could not be read; such a case does not pass.
@@ -133,8 +142,36 @@ func RunCase(p *Policy, c Case) CaseResult {
 	if c.Expect.Rule != "" && d.Rule != c.Expect.Rule {
 		r.Mismatches = append(r.Mismatches, fmt.Sprintf("rule is %q, want %q", d.Rule, c.Expect.Rule))
 	}
+	var re *RelaxationError
+	if err := d.CheckRelaxations(c.Relaxations); errors.As(err, &re) {
+		r.Refused = re.Refused
+	}
+	if d.Allow && (len(c.Relaxations) > 0 || len(c.Expect.Refused) > 0) && !sameRelaxations(r.Refused, c.Expect.Refused) {
+		r.Mismatches = append(r.Mismatches, fmt.Sprintf("refused relaxations are %s, want %s", relaxationList(r.Refused), relaxationList(c.Expect.Refused)))
+	}
 	r.Pass = len(r.Mismatches) == 0
 	return r
+}
+
+// sameRelaxations compares two lists as sets.
+func sameRelaxations(a, b []Relaxation) bool {
+	return slices.Equal(sortedStrings(a), sortedStrings(b))
+}
+
+func sortedStrings(rs []Relaxation) []string {
+	s := make([]string, 0, len(rs))
+	for _, r := range rs {
+		s = append(s, r.String())
+	}
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func relaxationList(rs []Relaxation) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	return "[" + strings.Join(sortedStrings(rs), ", ") + "]"
 }
 
 // LoadEvidence reads an evidence object from a JSON or YAML file: the "evidence" of a case, or

@@ -21,6 +21,9 @@ type Decision struct {
 	Reasons []string `json:"reasons"`
 	// PolicyHash is the policy's Hash.
 	PolicyHash string `json:"policyHash,omitempty"`
+	// AllowedRelaxations are the deciding allow rule's relaxations, as written in the policy:
+	// the only loosenings of the confinement the container may have (CheckRelaxations).
+	AllowedRelaxations []string `json:"allowedRelaxations,omitempty"`
 }
 
 // Evaluate decides whether the image described by ev may run under p, at time now.
@@ -80,6 +83,7 @@ func Evaluate(p *Policy, ev *Evidence, now time.Time) Decision {
 		if r.Action == Allow {
 			d.Allow = true
 			d.Isolation = r.Isolation
+			d.AllowedRelaxations = slices.Clone(r.Relaxations)
 			d.Reasons = append(d.Reasons, fmt.Sprintf("allow: rule %q decides, isolation %s", r.Name, r.Isolation))
 		} else {
 			d.Reasons = append(d.Reasons, fmt.Sprintf("deny: rule %q decides", r.Name))

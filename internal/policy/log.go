@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,12 +20,27 @@ type Record struct {
 	Isolation  string    `json:"isolation,omitempty"`
 	Reasons    []string  `json:"reasons"`
 	PolicyHash string    `json:"policyHash"`
-	// Container names the container an allow decision started (moat run); empty for a
-	// decision that started nothing (moat policy eval, a deny).
+	// Container names the container an allow decision started (moat run), or the one that
+	// was not started because its relaxations were refused; empty for a decision about no
+	// container (moat policy eval, a deny of the image).
 	Container string `json:"container,omitempty"`
 	// Relaxations are the loosenings of the hardened confinement that container runs with
 	// ("cap-add CAP_NET_ADMIN", "bind-mount /srv:/data:ro", ...), each asked for by a flag.
 	Relaxations []string `json:"relaxations,omitempty"`
+	// Refused are the Relaxations the policy did not permit; when there are any, Decision is
+	// "deny" and the container did not start.
+	Refused []string `json:"refused,omitempty"`
+}
+
+// Refuse records that the container of r did not start because the policy did not permit
+// the relaxations e names: the record becomes a deny, with Refused set and the reason added.
+func (r *Record) Refuse(e *RelaxationError) {
+	r.Decision = Deny
+	r.Refused = nil
+	for _, x := range e.Refused {
+		r.Refused = append(r.Refused, x.String())
+	}
+	r.Reasons = append(slices.Clip(r.Reasons), "deny: "+e.Error())
 }
 
 // NewRecord makes the log record of decision d about ev, made at t.

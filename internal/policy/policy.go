@@ -85,7 +85,11 @@ type Rule struct {
 	Match       Match   `yaml:"match"`
 	Require     Require `yaml:"require"`
 	Isolation   string  `yaml:"isolation"`
-	Action      string  `yaml:"action"`
+	// Relaxations are the loosenings of the hardened confinement an allow rule permits the
+	// container: "KIND" (any value) or "KIND:VALUE"; see docs/formats/policy.md. Any other
+	// relaxation is refused (Decision.CheckRelaxations).
+	Relaxations []string `yaml:"relaxations"`
+	Action      string   `yaml:"action"`
 	// Line is the line of the rule in the policy file.
 	Line int `yaml:"-"`
 
@@ -414,6 +418,10 @@ func schemaErrors(name string, root *yaml.Node, ve *jsonschema.ValidationError) 
 		if pk, ok := l.ErrorKind.(*kind.Pattern); ok && strings.HasSuffix(l.SchemaURL, "#/$defs/duration") {
 			msg = fmt.Sprintf("invalid duration %q (want a Go duration such as 72h or whole days such as 7d)", pk.Got)
 		}
+		if pk, ok := l.ErrorKind.(*kind.Pattern); ok && strings.HasSuffix(l.SchemaURL, "#/$defs/relaxation") {
+			k, _, _ := strings.Cut(pk.Got, ":")
+			msg = fmt.Sprintf("unknown relaxation kind %q (want KIND or KIND:VALUE, KIND one of %s)", k, strings.Join(relaxationKinds, ", "))
+		}
 		n, keyNode := nodeAt(root, loc)
 		line, col := 0, 0
 		if keyNode != nil {
@@ -510,6 +518,14 @@ func (p *Policy) check(name string, root *yaml.Node) []error {
 		names[r.Name] = i
 		if r.Action == Deny && r.Isolation != "" {
 			at("isolation has no meaning on a deny rule", "rules", ri, "isolation")
+		}
+		if r.Action == Deny && len(r.Relaxations) > 0 {
+			at("relaxations have no meaning on a deny rule", "rules", ri, "relaxations")
+		}
+		for j, s := range r.Relaxations {
+			if _, err := parsePermit(s); err != nil {
+				at(err.Error(), "rules", ri, "relaxations", strconv.Itoa(j))
+			}
 		}
 		for j, g := range r.Match.Images {
 			if err := checkGlob(g); err != nil {

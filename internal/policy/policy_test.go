@@ -420,6 +420,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(header + "  - {name: a, action: allow, isolation: sandbox}\n"))
 	f.Add([]byte(header + "  - {name: a, action: deny, require: {cel: ['x']}}\n"))
+	f.Add([]byte(header + "  - {name: a, action: allow, isolation: hardened, relaxations: [cap-add, 'bind-mount:/srv/**:/data:ro']}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("f.yaml", data)
