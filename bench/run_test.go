@@ -22,7 +22,11 @@ import (
 
 func TestMain(m *testing.M) {
 	backend.HandleShim()
-	os.Exit(m.Run())
+	code := m.Run()
+	if err := removeFirstRunDirs(); err != nil {
+		fmt.Fprintln(os.Stderr, "removing the first-run benchmarks' directories:", err)
+	}
+	os.Exit(code)
 }
 
 // reachable makes a benchmark's temporary directory (and its root) searchable by the
@@ -102,7 +106,7 @@ func BenchmarkRunEngine(b *testing.B) {
 	}
 	defer e.Close()
 	run := func() {
-		res, err := e.Run(context.Background(), opened, engine.RunOptions{Level: spec.Hardened, Spec: spec.Options{Args: []string{"exit", "0"}}, IO: backend.IO{Stdout: io.Discard, Stderr: io.Discard}})
+		res, err := e.Run(context.Background(), opened, engine.RunOptions{Level: spec.Hardened, Remove: true, Spec: spec.Options{Args: []string{"exit", "0"}}, IO: backend.IO{Stdout: io.Discard, Stderr: io.Discard}})
 		if err != nil || res.ExitCode != 0 {
 			b.Fatalf("run: %v %+v", err, res)
 		}
