@@ -265,7 +265,14 @@ func (c *ociCLI) runTerminal(ctx context.Context, id, bundle string, stdio IO) (
 	}
 	cfg := shimConfig{Argv: append([]string{c.binary}, args...), PidFile: pidFile, HideCgroup2: c.hideCgroup2, Foreground: true}
 	c.log.Debug("runtime command", "runtime", c.name, "args", args, "shim", "foreground")
-	start := func() error { return c.Start(ctx, id) }
+	// The start is not cut short by ctx: the process may already run when runtime's start
+	// command is killed, and would then be hung up on with its last output lost. A context
+	// that ends meanwhile stops the started process as it would at any later time.
+	start := func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+		return c.Start(sctx, id)
+	}
 	stop := func(s *shimProc, sig syscall.Signal) {
 		// The container's init, through the runtime as for Kill; the shim kills what it
 		// holds (the init, or gVisor's sandbox) once hung up on.
