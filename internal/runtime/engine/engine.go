@@ -334,8 +334,14 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	c.Started = time.Now().UTC()
 	code, runErr := rt.Run(ctx, c.ID, c.Dir, io)
 	if o.Remove {
-		if err := e.remove(context.WithoutCancel(ctx), c, true); err != nil {
-			e.log.Warn("removing the container", "container", c.Name, "error", err)
+		// The runtime's run has deleted its own state already; what is left is moat's.
+		if err := removeFiles(c.Dir); err != nil {
+			e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "error", err)
+			c.Status, c.Owner, c.ExitCode, c.Finished = StatusExited, nil, code, time.Now().UTC()
+			c.Error = "its files could not be removed: " + err.Error()
+			e.save(c)
+		} else if err := e.forget(c); err != nil {
+			e.log.Warn("removing the container's record", "container", c.Name, "error", err)
 		}
 	} else {
 		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, code, time.Now().UTC()
