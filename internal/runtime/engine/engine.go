@@ -15,8 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/runtime/backend"
@@ -245,15 +248,13 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if e.idmappedLayers(ctx, layerMap) {
 		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
 	}
-	layers, err := e.cache.UnpackAll(ctx, img.Layers, unpackMap)
-	if err != nil {
-		return nil, nil, fmt.Errorf("unpacking %s: %w", img.Name, err)
+	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, mountOpt)
+	if errors.Is(err, rootfs.ErrNoIDMappedMounts) && unpackMap.Identity() {
+		// The recorded answer no longer holds (the cache moved to another filesystem, say).
+		e.log.Warn("idmapped layer mounts failed; caching layers shifted into the containers' ID range instead", "error", err)
+		e.forgetIDMapped()
+		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, rootfs.WithIDMap(layerMap))
 	}
-	dirs := make([]string, len(layers))
-	for i, l := range layers {
-		dirs[i] = l.Dir
-	}
-	root, err := rootfs.Mount(ctx, c.Dir, dirs, mountOpt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
@@ -282,6 +283,19 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	}
 	ok = true
 	return c, rt, nil
+}
+
+// mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.
+func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, m rootfs.IDMap, opt rootfs.MountOption) (string, error) {
+	layers, err := e.cache.UnpackAll(ctx, img.Layers, m)
+	if err != nil {
+		return "", fmt.Errorf("unpacking %s: %w", img.Name, err)
+	}
+	dirs := make([]string, len(layers))
+	for i, l := range layers {
+		dirs[i] = l.Dir
+	}
+	return rootfs.Mount(ctx, dir, dirs, opt)
 }
 
 // discard removes a container that never ran: its files, then its record. A root filesystem
@@ -362,39 +376,82 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	return res, nil
 }
 
-// idmappedLayers reports, probing once per engine, whether layers can be mounted idmapped
-// through m here: the kernel (6.13 or later takes overlayfs layers as descriptors) and the
-// cache's filesystem must both allow it. WithoutIDMappedLayers turns it off.
+// idmappedLayers reports whether layers can be mounted idmapped through m here: the kernel
+// (6.13 or later takes overlayfs layers as descriptors) and the cache's filesystem must both
+// allow it. The answer is probed once per kernel release and kept in the engine's directory,
+// since the probe (an overlay mounted, unmounted and removed) would cost every `moat run`
+// process 10 ms and more. WithoutIDMappedLayers turns it off.
 func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
 	e.probeOnce.Do(func() {
 		if e.noIDMapped {
 			return
 		}
-		probe, err := os.MkdirTemp(filepath.Join(e.dir, "cache"), ".probe-")
-		if err != nil {
-			e.log.Warn("probing for idmapped mounts", "error", err)
-			return
+		release := kernelRelease()
+		file := filepath.Join(e.dir, idmappedFile)
+		if b, err := os.ReadFile(file); err == nil {
+			if r, answer, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && r == release && release != "" {
+				e.idmapped = answer == "yes"
+				return
+			}
 		}
-		defer os.RemoveAll(probe)
-		lower := filepath.Join(probe, "lower")
-		ctr := filepath.Join(probe, "ctr")
-		if err := os.Mkdir(lower, 0o755); err != nil {
-			return
+		e.idmapped = e.probeIDMapped(ctx, m)
+		answer := "no"
+		if e.idmapped {
+			answer = "yes"
 		}
-		if err := os.Mkdir(ctr, 0o711); err != nil {
-			return
+		if release != "" {
+			tmp := file + ".tmp"
+			if err := os.WriteFile(tmp, []byte(release+" "+answer+"\n"), 0o600); err == nil {
+				os.Rename(tmp, file)
+			}
 		}
-		if _, err := rootfs.Mount(ctx, ctr, []string{lower}, rootfs.WithIDMappedLayers(m)); err != nil {
-			e.log.Debug("idmapped layer mounts are not available; layers are cached shifted into the containers' ID range", "error", err)
-			return
-		}
-		if err := rootfs.Remove(ctr); err != nil {
-			e.log.Warn("removing the idmapped-mount probe", "error", err)
-			return
-		}
-		e.idmapped = true
 	})
 	return e.idmapped
+}
+
+// idmappedFile records the probe's answer: the kernel release, a space, yes or no.
+const idmappedFile = "idmapped-layers"
+
+// forgetIDMapped drops a recorded "yes" that a mount has just contradicted.
+func (e *Engine) forgetIDMapped() {
+	os.Remove(filepath.Join(e.dir, idmappedFile))
+	e.idmapped = false
+}
+
+// probeIDMapped mounts an empty layer idmapped through m.
+func (e *Engine) probeIDMapped(ctx context.Context, m rootfs.IDMap) bool {
+	probe, err := os.MkdirTemp(filepath.Join(e.dir, "cache"), ".probe-")
+	if err != nil {
+		e.log.Warn("probing for idmapped mounts", "error", err)
+		return false
+	}
+	defer os.RemoveAll(probe)
+	lower := filepath.Join(probe, "lower")
+	ctr := filepath.Join(probe, "ctr")
+	if err := os.Mkdir(lower, 0o755); err != nil {
+		return false
+	}
+	if err := os.Mkdir(ctr, 0o711); err != nil {
+		return false
+	}
+	if _, err := rootfs.Mount(ctx, ctr, []string{lower}, rootfs.WithIDMappedLayers(m)); err != nil {
+		e.log.Debug("idmapped layer mounts are not available; layers are cached shifted into the containers' ID range", "error", err)
+		return false
+	}
+	if err := rootfs.Remove(ctr); err != nil {
+		e.log.Warn("removing the idmapped-mount probe", "error", err)
+		return false
+	}
+	return true
+}
+
+// kernelRelease is uname -r, "" when unknown.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // checkSearchable makes sure a container's mapped root, an unprivileged host user, can reach

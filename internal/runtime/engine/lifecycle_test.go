@@ -294,6 +294,12 @@ func TestLayerOwnership(t *testing.T) {
 			if tc.idmapped && !e.idmappedLayers(ctx, rootfsMap(m)) {
 				t.Skip("this kernel cannot mount overlayfs layers idmapped")
 			}
+			if tc.idmapped {
+				// The probe's answer is kept for the next engine (the next moat process).
+				if b, err := os.ReadFile(filepath.Join(dir, idmappedFile)); err != nil || string(b) != kernelRelease()+" yes\n" {
+					t.Errorf("recorded answer %q, %v", b, err)
+				}
+			}
 			c, err := e.Start(ctx, img, RunOptions{Spec: spec.Options{Args: []string{"wait"}}})
 			if err != nil {
 				t.Fatal(err)
@@ -359,5 +365,37 @@ func TestTerminal(t *testing.T) {
 				t.Errorf("exec: %v %d %q", err, code, out.String())
 			}
 		})
+	}
+}
+
+// TestIDMappedRecorded: a recorded answer for this kernel is taken without probing; one for
+// another kernel is probed again.
+func TestIDMappedRecorded(t *testing.T) {
+	dir := engineDir(t)
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	m := rootfsMap(spec.DefaultIDMap())
+	os.WriteFile(filepath.Join(dir, idmappedFile), []byte(kernelRelease()+" no\n"), 0o600)
+	e, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.idmappedLayers(context.Background(), m) {
+		t.Error("a recorded no was not taken")
+	}
+	os.WriteFile(filepath.Join(dir, idmappedFile), []byte("0.0.1-other no\n"), 0o600)
+	e, err = New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.idmappedLayers(context.Background(), m)
+	b, _ := os.ReadFile(filepath.Join(dir, idmappedFile))
+	want := "no"
+	if got {
+		want = "yes"
+	}
+	if string(b) != kernelRelease()+" "+want+"\n" {
+		t.Errorf("after probing again: recorded %q, probe said %v", b, got)
 	}
 }
