@@ -411,3 +411,22 @@ func FuzzParseProfile(f *testing.F) {
 		}
 	})
 }
+
+// TestProfileCopies: a built-in profile is parsed once, and every caller gets a copy of its
+// own that it may change.
+func TestProfileCopies(t *testing.T) {
+	a, err := Profile(ProfileHardened)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := a.Seccomp.Syscalls[0].Names[0]
+	a.Seccomp.Syscalls[0].Names[0] = "changed"
+	a.Seccomp.Syscalls = a.Seccomp.Syscalls[:1]
+	b, err := Profile(ProfileHardened)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Seccomp.Syscalls[0].Names[0] != want || len(b.Seccomp.Syscalls) < 2 || !b.Builtin || b.Digest != a.Digest {
+		t.Errorf("a caller's change reached the next caller: %q, %d rules", b.Seccomp.Syscalls[0].Names[0], len(b.Seccomp.Syscalls))
+	}
+}
