@@ -534,7 +534,7 @@ func (c *ociCLI) state(ctx context.Context, id string) (State, bool, error) {
 			return State{}, false, fmt.Errorf("%s state %s: %w", c.name, id, ErrNotFound)
 		}
 		// The backend created it and the runtime has lost it: it is not running.
-		return State{ID: id, Status: Stopped, ExitCode: readExit(dir)}, false, nil
+		return State{ID: id, Status: Stopped, ExitCode: c.exitCode(ctx, dir)}, false, nil
 	}
 	var raw struct {
 		ID     string `json:"id"`
@@ -548,9 +548,22 @@ func (c *ociCLI) state(ctx context.Context, id string) (State, bool, error) {
 	st := State{ID: id, Status: Status(raw.Status), Pid: raw.Pid, Bundle: raw.Bundle, ExitCode: -1}
 	if st.Status == Stopped {
 		st.Pid = 0
-		st.ExitCode = readExit(dir)
+		st.ExitCode = c.exitCode(ctx, dir)
 	}
 	return st, true, nil
+}
+
+// exitCode is the exit code of a stopped container. The runtime reports it stopped as soon
+// as its process has died, which may be before the shim, which reaps it, has written the
+// exit file: while a shim still holds the container, this waits for it (at most grace).
+func (c *ociCLI) exitCode(ctx context.Context, dir string) int {
+	if code := readExit(dir); code >= 0 {
+		return code
+	}
+	if err := waitShim(ctx, filepath.Join(dir, "shim.lock")); err != nil {
+		c.log.Debug("waiting for a shim to record an exit code", "dir", dir, "error", err)
+	}
+	return readExit(dir)
 }
 
 // readExit reads the exit code the shim recorded, -1 when there is none.
