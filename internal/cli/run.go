@@ -139,6 +139,9 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 	so.Env = env
 	for _, v := range o.Volumes {
 		m, err := spec.ParseVolume(v)
+		if err == nil {
+			m, err = resolveBindSource(m)
+		}
 		if err != nil {
 			return so, usageErrorf("-v %q: %v", v, err)
 		}
@@ -146,6 +149,9 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 	}
 	for _, v := range o.Mounts {
 		m, err := spec.ParseMount(v)
+		if err == nil {
+			m, err = resolveBindSource(m)
+		}
 		if err != nil {
 			return so, usageErrorf("--mount %q: %v", v, err)
 		}
@@ -402,6 +408,21 @@ func (o *runOptions) decide(ctx context.Context, a *app, arg string, target imag
 	}
 	a.log.Info("policy decision", "rule", d.Rule, "isolation", level)
 	return level, record, &d, nil
+}
+
+// resolveBindSource replaces a bind mount's source by the path its symbolic links lead to, so
+// that the relaxation the policy judges (and the decision log records) names what is really
+// mounted: a link inside a directory the policy permits must not carry /etc in with it.
+func resolveBindSource(m spec.Mount) (spec.Mount, error) {
+	if m.Type != spec.Bind {
+		return m, nil
+	}
+	real, err := filepath.EvalSymlinks(m.Source)
+	if err != nil {
+		return m, fmt.Errorf("bind source: %w", err)
+	}
+	m.Source = real
+	return m, nil
 }
 
 // environment is the container environment of --env-file files and -e flags, in that order.

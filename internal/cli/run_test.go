@@ -113,6 +113,17 @@ rules:
 	if out, _ := mustRun(t, "ps", "-a", "-o", "id"); out != "" {
 		t.Errorf("a refused container is kept: %q", out)
 	}
+	// A bind source is judged by where its links lead: a link in a permitted directory to
+	// one that is not is refused.
+	pol = strings.Replace(pol, `relaxations: ["cap-add:NET_BIND_SERVICE"]`, `relaxations: ["bind-mount:`+e.work+`/data/**"]`, 1)
+	os.WriteFile(filepath.Join(e.work, "relax.yaml"), []byte(pol), 0o644)
+	os.MkdirAll(filepath.Join(e.work, "data", "ok"), 0o755)
+	os.MkdirAll(filepath.Join(e.work, "secret"), 0o755)
+	os.Symlink(filepath.Join(e.work, "secret"), filepath.Join(e.work, "data", "link"))
+	mustRun(t, "run", "--rm", "--policy", "relax.yaml", "-v", e.work+"/data/ok:/d:ro", target, "args", "ok")
+	if _, _, code, err := run(t, "run", "--rm", "--policy", "relax.yaml", "-v", e.work+"/data/link:/d:ro", target, "args", "ok"); code != ExitDenied || !strings.Contains(err.Error(), e.work+"/secret") {
+		t.Errorf("a bind source linked out of the permitted directory: exit %d, %v", code, err)
+	}
 
 	for _, args := range [][]string{
 		{"run", "-d", "-i", target},                    // no attach: -i needs -t with -d
