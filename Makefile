@@ -83,7 +83,7 @@ test-short:
 fuzz:
 	@TAGS="$(TAGS)" hack/fuzz.sh $(FUZZTIME)
 
-bench: build sample-image
+bench: build sample-image tools
 	MOAT_SAMPLE_IMAGE=$(SAMPLE) TAGS="$(TAGS)" bench/run.sh
 
 clean:

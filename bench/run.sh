@@ -58,6 +58,12 @@ awk -v r="$bare_ns" -v e="$engine_ns" 'BEGIN {
   printf "bare runc run of the same hardened bundle (baseline): %8.1f ms\n", r/1e6
   printf "engine run --rm (overlay, spec, runc, removal):      %8.1f ms   %+.1f ms over the baseline (target < 20 ms)\n", e/1e6, (e-r)/1e6
 }'
+for rt in Crun Runsc; do
+  b=$(metric RunBare$rt ns/op); e=$(metric RunEngine$rt ns/op)
+  awk -v r="$b" -v e="$e" -v n="$rt" 'BEGIN {
+    printf "%-5s: bare %8.1f ms, engine run --rm %8.1f ms   %+.1f ms over the baseline (target < 20 ms)\n", tolower(n), r/1e6, e/1e6, (e-r)/1e6
+  }'
+done
 
 fbase_ns=$(metric FirstRunBaseline ns/op); feng_ns=$(metric FirstRunEngine ns/op)
 echo
