@@ -2,8 +2,6 @@ package testutil
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -73,24 +71,5 @@ func waitDockerd(sock string, exited <-chan struct{}) error {
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return errors.New("dockerd exited before answering")
-		default:
-		}
-		resp, err := c.Get("http://docker/_ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET /_ping: %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dockerd did not answer within 60s: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return waitReady("dockerd", c, "http://docker/_ping", exited, 60*time.Second, 200*time.Millisecond)
 }

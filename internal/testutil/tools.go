@@ -152,25 +152,31 @@ http:
 // waitRegistry polls GET /v2/ until it answers 200, the process exits or 30 seconds pass.
 func waitRegistry(host string, exited <-chan struct{}) error {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
-	deadline := time.Now().Add(30 * time.Second)
+	return waitReady("registry", client, "http://"+host+"/v2/", exited, 30*time.Second, 50*time.Millisecond)
+}
+
+// waitReady polls GET url with client until it answers 200, the server's process exits
+// (exited closes) or timeout passes, every interval.
+func waitReady(what string, client *http.Client, url string, exited <-chan struct{}, timeout, interval time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-exited:
-			return errors.New("registry exited before answering")
+			return fmt.Errorf("%s exited before answering", what)
 		default:
 		}
-		resp, err := client.Get("http://" + host + "/v2/")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			err = fmt.Errorf("GET /v2/: %s", resp.Status)
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("registry did not answer within 30s: %w", err)
+			return fmt.Errorf("%s did not answer within %v: %w", what, timeout, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
