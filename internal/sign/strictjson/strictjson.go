@@ -13,10 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 )
 
-// Check reports whether b is exactly one complete JSON value with nesting at most maxDepth
-// and no object that has a key twice, at any depth.
+// Check reports whether b is exactly one complete JSON value with nesting at most maxDepth,
+// no object that has a key twice, at any depth, and no number beyond float64's range.
 func Check(b []byte, maxDepth int) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -69,6 +70,13 @@ func Check(b []byte, maxDepth int) error {
 				stack[n-1].key = true
 			}
 		default:
+			// A number beyond float64 (1E700) is an error to encoding/json and infinity or a
+			// big number to other parsers: not one reading.
+			if num, ok := tok.(json.Number); ok {
+				if _, err := strconv.ParseFloat(string(num), 64); err != nil {
+					return fmt.Errorf("number %.40s is out of range", num)
+				}
+			}
 			if n := len(stack); n > 0 && stack[n-1].object {
 				stack[n-1].key = true
 			}

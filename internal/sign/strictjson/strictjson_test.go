@@ -19,6 +19,8 @@ func TestCheck(t *testing.T) {
 		`{"a":{"b":{"c":{}}}}`:       true,
 		`{"a":{"b":{"c":{"d":1}}}}`:  true,
 		`{"a":{"b":{"c":{"d":{}}}}}`: false,
+		`{"n":1E700}`:                false,
+		`[-1e308, 1.5e-400]`:         true,
 	} {
 		if err := Check([]byte(in), depth); (err == nil) != ok {
 			t.Errorf("Check(%.40q) = %v", in, err)
