@@ -20,13 +20,13 @@ import (
 // The container lifecycle commands: ps, logs, stop, kill, rm, exec and inspect. Each opens the
 // engine, which keeps the containers' state in its store, and asks the runtimes how they are.
 
-// openEngine opens the engine holding moat's containers.
-func openEngine(a *app) (*engine.Engine, error) {
+// openEngine opens the engine holding moat's containers, logging to moat's log.
+func openEngine(a *app, opts ...engine.Option) (*engine.Engine, error) {
 	dirs, err := store.DefaultDirs()
 	if err != nil {
 		return nil, err
 	}
-	return engine.New(engineDir(dirs), engine.WithLogger(a.log))
+	return engine.New(engineDir(dirs), append([]engine.Option{engine.WithLogger(a.log)}, opts...)...)
 }
 
 // withEngine runs fn with the engine and closes it.

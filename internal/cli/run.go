@@ -239,10 +239,6 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	if err != nil {
 		return err
 	}
-	dirs, err := store.DefaultDirs()
-	if err != nil {
-		return err
-	}
 	// A registry reference is resolved to its digest once; the decision and the image both
 	// name that digest.
 	if target.Source == image.SourceRegistry {
@@ -273,7 +269,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		level = raise
 	}
 
-	e, err := engine.New(engineDir(dirs), engine.WithLogger(a.log), engine.WithHardenedRuntime(o.Runtime))
+	e, err := openEngine(a, engine.WithHardenedRuntime(o.Runtime))
 	if err != nil {
 		return err
 	}

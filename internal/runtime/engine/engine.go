@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,7 +44,9 @@ type Engine struct {
 
 	noIDMapped bool
 	probeOnce  sync.Once
-	idmapped   bool
+	// idmapped is the probe's answer; a mount that contradicts it clears it, while other
+	// containers of this engine may be reading it.
+	idmapped atomic.Bool
 }
 
 // Option configures New.
@@ -232,7 +235,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	ok := false
 	defer func() {
 		if !ok {
-			e.discard(c)
+			e.discard(c, -1)
 		}
 	}()
 	if err := os.Mkdir(c.Dir, 0o711); err != nil {
@@ -298,12 +301,15 @@ func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, 
 	return rootfs.Mount(ctx, dir, dirs, opt)
 }
 
-// discard removes a container that never ran: its files, then its record. A root filesystem
-// that will not unmount keeps both, so that `moat rm` can try again.
-func (e *Engine) discard(c *Container) {
+// discard removes a container the runtime no longer holds (one that never ran, or a
+// foreground --rm one that has exited with exitCode): its files, then its record. A root
+// filesystem that will not unmount keeps both, recorded as exited with the reason, so that
+// `moat rm` can try again.
+func (e *Engine) discard(c *Container, exitCode int) {
 	if err := removeFiles(c.Dir); err != nil {
 		e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "dir", c.Dir, "error", err)
-		c.Status, c.Owner, c.Error = StatusExited, nil, "it could not be prepared, and its files could not be removed: "+err.Error()
+		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, exitCode, time.Now().UTC()
+		c.Error = "its files could not be removed: " + err.Error()
 		e.save(c)
 		return
 	}
@@ -338,7 +344,7 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	var log *os.File
 	if !o.Remove {
 		if log, err = openLog(c); err != nil {
-			e.discard(c)
+			e.discard(c, -1)
 			return nil, err
 		}
 		defer log.Close()
@@ -349,14 +355,7 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 	code, runErr := rt.Run(ctx, c.ID, c.Dir, io)
 	if o.Remove {
 		// The runtime's run has deleted its own state already; what is left is moat's.
-		if err := removeFiles(c.Dir); err != nil {
-			e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "error", err)
-			c.Status, c.Owner, c.ExitCode, c.Finished = StatusExited, nil, code, time.Now().UTC()
-			c.Error = "its files could not be removed: " + err.Error()
-			e.save(c)
-		} else if err := e.forget(c); err != nil {
-			e.log.Warn("removing the container's record", "container", c.Name, "error", err)
-		}
+		e.discard(c, code)
 	} else {
 		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, code, time.Now().UTC()
 		if runErr != nil {
@@ -390,13 +389,13 @@ func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
 		file := filepath.Join(e.dir, idmappedFile)
 		if b, err := os.ReadFile(file); err == nil {
 			if r, answer, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && r == release && release != "" {
-				e.idmapped = answer == "yes"
+				e.idmapped.Store(answer == "yes")
 				return
 			}
 		}
-		e.idmapped = e.probeIDMapped(ctx, m)
+		e.idmapped.Store(e.probeIDMapped(ctx, m))
 		answer := "no"
-		if e.idmapped {
+		if e.idmapped.Load() {
 			answer = "yes"
 		}
 		if release != "" {
@@ -406,7 +405,7 @@ func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
 			}
 		}
 	})
-	return e.idmapped
+	return e.idmapped.Load()
 }
 
 // idmappedFile records the probe's answer: the kernel release, a space, yes or no.
@@ -415,7 +414,7 @@ const idmappedFile = "idmapped-layers"
 // forgetIDMapped drops a recorded "yes" that a mount has just contradicted.
 func (e *Engine) forgetIDMapped() {
 	os.Remove(filepath.Join(e.dir, idmappedFile))
-	e.idmapped = false
+	e.idmapped.Store(false)
 }
 
 // probeIDMapped mounts an empty layer idmapped through m.

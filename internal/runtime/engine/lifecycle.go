@@ -36,7 +36,7 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 		if derr := rt.Delete(context.WithoutCancel(ctx), c.ID, true); derr != nil && !errors.Is(derr, backend.ErrNotFound) {
 			e.log.Warn("deleting a container that failed to start", "container", c.Name, "error", derr)
 		}
-		e.discard(c)
+		e.discard(c, -1)
 		return nil, err
 	}
 	log, err := openLog(c)
