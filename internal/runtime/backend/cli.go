@@ -360,19 +360,72 @@ func (c *ociCLI) shimFailure(op, id, logFile, rep string, err error) error {
 
 // bundleTerminal reads whether the bundle's process asks for a terminal.
 func bundleTerminal(bundle string) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	spec, err := readBundle(bundle)
 	if err != nil {
-		return false, fmt.Errorf("reading the bundle's spec: %w", err)
-	}
-	var spec struct {
-		Process *struct {
-			Terminal bool `json:"terminal"`
-		} `json:"process"`
-	}
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return false, fmt.Errorf("decoding %s/config.json: %w", bundle, err)
+		return false, err
 	}
 	return spec.Process != nil && spec.Process.Terminal, nil
+}
+
+// bundleSpec is what the backend reads of a bundle's config.json.
+type bundleSpec struct {
+	Process *struct {
+		Terminal bool `json:"terminal"`
+	} `json:"process"`
+	Linux *struct {
+		CgroupsPath string `json:"cgroupsPath"`
+	} `json:"linux"`
+}
+
+func readBundle(bundle string) (bundleSpec, error) {
+	var spec bundleSpec
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return spec, fmt.Errorf("reading the bundle's spec: %w", err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("decoding %s/config.json: %w", bundle, err)
+	}
+	return spec, nil
+}
+
+// cgroupFile records, in a detached container's backend directory, the cgroup path its spec
+// named, so that Delete can remove the cgroups of a container the runtime has lost.
+const cgroupFile = "cgroup"
+
+// recordCgroup writes the bundle's cgroup path to dir, when it names a plain path.
+func recordCgroup(dir, bundle string) error {
+	spec, err := readBundle(bundle)
+	if err != nil || spec.Linux == nil || !strings.HasPrefix(spec.Linux.CgroupsPath, "/") {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, cgroupFile), []byte(spec.Linux.CgroupsPath), 0o600)
+}
+
+// removeLostCgroups removes the cgroups of a container the runtime no longer knows, in every
+// hierarchy, from the path recordCgroup kept. Its processes have ended, so the cgroups are
+// empty; one that is not (ENOTEMPTY, EBUSY) is an error naming it.
+func removeLostCgroups(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, cgroupFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p := filepath.Clean(string(b))
+	if !filepath.IsAbs(p) || p == "/" || strings.Contains(string(b), "..") {
+		return fmt.Errorf("recorded cgroup path %q is not a container's", b)
+	}
+	paths, _ := filepath.Glob(filepath.Join(cgroupRoot, "*") + p)
+	paths = append(paths, filepath.Join(cgroupRoot, p))
+	var errs []error
+	for _, d := range paths {
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkTerminal refuses a process whose spec and IO disagree about a terminal.
@@ -456,6 +509,9 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 	}
 	if err := c.checkTerminal("create", id, terminal, stdio); err != nil {
 		return err
+	}
+	if err := recordCgroup(dir, bundle); err != nil {
+		return fmt.Errorf("%s create %s: %w", c.name, id, err)
 	}
 	cfg := shimConfig{
 		PidFile:     filepath.Join(dir, "pid"),
@@ -601,6 +657,12 @@ func (c *ociCLI) Delete(ctx context.Context, id string, force bool) error {
 	dir := c.dirOf(id)
 	if err := waitShim(ctx, filepath.Join(dir, "shim.lock")); err != nil {
 		return fmt.Errorf("%s delete %s: %w", c.name, id, err)
+	}
+	if !known {
+		// The runtime's delete would have removed the cgroups; it has lost the container.
+		if err := removeLostCgroups(dir); err != nil {
+			return fmt.Errorf("%s delete %s: %w", c.name, id, err)
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("%s delete %s: %w", c.name, id, err)

@@ -233,8 +233,10 @@ func waitLog(t *testing.T, e *Engine, name, want string) {
 	}
 }
 
-// TestLostContainer: a container whose runtime lost it (its shim and process killed from
-// outside, as a reboot would) shows as exited with an unknown code, and rm cleans it up.
+// TestLostContainer: a container killed from outside moat shows as exited with the code its
+// shim recorded; one whose runtime state and exit code are gone (a killed shim, a lost
+// runtime state directory) shows as exited with an unknown code and the reason. rm cleans up
+// both.
 func TestLostContainer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real containers")
@@ -247,7 +249,7 @@ func TestLostContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The runtime's own record goes, as after a reboot; the process is killed by its PID.
+	// Killed by its PID, outside moat and the runtime.
 	if err := syscall.Kill(c.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +264,39 @@ func TestLostContainer(t *testing.T) {
 	if err := e.Remove(ctx, "lost", false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second Remove: %v", err)
 	}
+
+	// Lost: the process dies, and before any moat looks, the runtime's state and the shim's
+	// exit file go too.
+	c, err = e.Start(ctx, img, RunOptions{Name: "gone", Spec: spec.Options{Args: []string{"wait"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit := filepath.Join(dir, "runtimes", "runc", "containers", c.ID, "exit")
+	if err := syscall.Kill(c.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(exit); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shim wrote no exit file")
+		}
+	}
+	if err := os.Remove(exit); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "runtimes", "runc", "root", c.ID)); err != nil {
+		t.Fatal(err)
+	}
+	got = waitStatus(t, e, "gone", StatusExited)
+	if got.ExitCode != -1 || got.Error == "" {
+		t.Errorf("lost: exit %d, error %q; want -1 and a reason", got.ExitCode, got.Error)
+	}
+	if err := e.Remove(ctx, "gone", false); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, e, dir, c)
 }
 
 // TestLayerOwnership: where the kernel mounts layers idmapped, the cache holds them as the
