@@ -29,7 +29,9 @@ import (
 )
 
 // Engine runs containers. Its directory holds the layer cache, one directory per container
-// (bundle, writable layer, root filesystem mount) and the runtimes' own state.
+// for its bundle (containers/ID, a tmpfs while the container exists), one for what outlives
+// its run (data/ID: its log, the writable layer of a writable root filesystem), the
+// containers' records (containers.db) and the runtimes' own state.
 type Engine struct {
 	dir   string
 	cache *rootfs.Cache
@@ -79,7 +81,7 @@ func New(dir string, opts ...Option) (*Engine, error) {
 	if e.hardened != "runc" && e.hardened != "crun" {
 		return nil, fmt.Errorf("runtime %q: the hardened level runs with runc or crun", e.hardened)
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "containers")} {
+	for _, d := range []string{dir, filepath.Join(dir, "containers"), filepath.Join(dir, "data")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("creating the engine's directory: %w", err)
 		}
@@ -227,7 +229,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
 		Detached: detached, Terminal: o.Spec.Terminal, AutoRemove: o.Remove, Status: StatusCreated,
 		ExitCode: -1, Created: time.Now().UTC(), IDMap: m, StopSignal: img.Config.Config.StopSignal,
-		Dir: filepath.Join(e.dir, "containers", id), Owner: self(),
+		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}
 	if err := e.claim(c); err != nil {
 		return nil, nil, err
@@ -241,6 +243,9 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if err := os.Mkdir(c.Dir, 0o711); err != nil {
 		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
 	}
+	if err := rootfs.MountScratch(c.Dir); err != nil {
+		return nil, nil, err
+	}
 
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
 	// (owned by host IDs no container maps to, so that not even a container root that broke
@@ -251,12 +256,18 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if e.idmappedLayers(ctx, layerMap) {
 		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
 	}
-	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, mountOpt)
+	// A read-only root filesystem's writable layer holds only the runtime's mount points and
+	// stays in the bundle's tmpfs; a writable one's holds what the container writes, on disk.
+	var writable []rootfs.MountOption
+	if o.Spec.WritableRootfs {
+		writable = append(writable, rootfs.WithWritableLayer(c.Data))
+	}
+	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, append(writable, mountOpt)...)
 	if errors.Is(err, rootfs.ErrNoIDMappedMounts) && unpackMap.Identity() {
 		// The recorded answer no longer holds (the cache moved to another filesystem, say).
 		e.log.Warn("idmapped layer mounts failed; caching layers shifted into the containers' ID range instead", "error", err)
 		e.forgetIDMapped()
-		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, rootfs.WithIDMap(layerMap))
+		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, append(writable, rootfs.WithIDMap(layerMap))...)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
@@ -289,7 +300,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 }
 
 // mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.
-func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, m rootfs.IDMap, opt rootfs.MountOption) (string, error) {
+func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, m rootfs.IDMap, opts ...rootfs.MountOption) (string, error) {
 	layers, err := e.cache.UnpackAll(ctx, img.Layers, m)
 	if err != nil {
 		return "", fmt.Errorf("unpacking %s: %w", img.Name, err)
@@ -298,7 +309,7 @@ func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, 
 	for i, l := range layers {
 		dirs[i] = l.Dir
 	}
-	return rootfs.Mount(ctx, dir, dirs, opt)
+	return rootfs.Mount(ctx, dir, dirs, opts...)
 }
 
 // discard removes a container the runtime no longer holds (one that never ran, or a
@@ -306,7 +317,7 @@ func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, 
 // filesystem that will not unmount keeps both, recorded as exited with the reason, so that
 // `moat rm` can try again.
 func (e *Engine) discard(c *Container, exitCode int) {
-	if err := removeFiles(c.Dir); err != nil {
+	if err := removeFiles(c); err != nil {
 		e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "dir", c.Dir, "error", err)
 		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, exitCode, time.Now().UTC()
 		c.Error = "its files could not be removed: " + err.Error()
@@ -318,9 +329,22 @@ func (e *Engine) discard(c *Container, exitCode int) {
 	}
 }
 
-// removeFiles unmounts the root filesystem below dir and removes dir. A root filesystem still
-// mounted keeps everything: removing the directory would walk into it.
-func removeFiles(dir string) error {
+// removeFiles removes c's bundle (removeBundle) and its data directory.
+func removeFiles(c *Container) error {
+	if err := removeBundle(c.Dir); err != nil {
+		return err
+	}
+	if c.Data != "" {
+		if err := os.RemoveAll(c.Data); err != nil {
+			return fmt.Errorf("removing %s: %w", c.Data, err)
+		}
+	}
+	return nil
+}
+
+// removeBundle unmounts the root filesystem below dir and the tmpfs on it, and removes dir. A
+// root filesystem still mounted keeps everything: removing the directory would walk into it.
+func removeBundle(dir string) error {
 	if err := rootfs.Remove(dir); err != nil {
 		return err
 	}
@@ -361,8 +385,10 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 		if runErr != nil {
 			c.ExitCode, c.Error = -1, runErr.Error()
 		}
-		if err := rootfs.Unmount(c.Dir); err != nil {
-			e.log.Warn("unmounting the container's root filesystem", "container", c.Name, "error", err)
+		// Nothing in the bundle is of use once the container has exited: its log and any
+		// writable layer of a writable root filesystem are in its data directory.
+		if err := removeBundle(c.Dir); err != nil {
+			e.log.Warn("removing the container's bundle", "container", c.Name, "error", err)
 		}
 		if err := e.save(c); err != nil {
 			e.log.Warn("recording the container's exit", "container", c.Name, "error", err)

@@ -3,6 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"golang.org/x/sys/unix"
 
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/runtime/backend"
@@ -118,9 +122,10 @@ func TestRun(t *testing.T) {
 				t.Errorf("user app: %q", out)
 			}
 			// Nothing is left but the layer cache.
-			ents, _ := os.ReadDir(filepath.Join(dir, "containers"))
-			if len(ents) != 0 {
-				t.Errorf("containers left: %v", ents)
+			for _, d := range []string{"containers", "data"} {
+				if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
+					t.Errorf("%s left: %v", d, ents)
+				}
 			}
 		})
 	}
@@ -162,5 +167,89 @@ func TestRunRefusals(t *testing.T) {
 	}
 	if _, err := New(filepath.Join(private, "engine")); err == nil || !strings.Contains(err.Error(), "not searchable") {
 		t.Errorf("a directory containers cannot reach: %v", err)
+	}
+}
+
+// TestBundleAndData checks where a container's files live: the bundle on a tmpfs of its own
+// while the container exists, the log and a writable root's writable layer in its data
+// directory, which outlive the run until Remove.
+func TestBundleAndData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	for _, tc := range []struct {
+		name  string
+		level spec.Level
+	}{{"hardened", spec.Hardened}, {"sandbox", spec.Sandbox}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := engineDir(t)
+			e, err := New(dir, WithRuntimeBinary("runsc", testutil.Runsc(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			for _, writable := range []bool{false, true} {
+				var out bytes.Buffer
+				var c *Container
+				res, err := e.Run(ctx, img, RunOptions{
+					Level: tc.level, Spec: spec.Options{Args: []string{"check"}, WritableRootfs: writable},
+					IO: backend.IO{Stdout: &out, Stderr: &out},
+					Prepared: func(pc *Container) error {
+						c = pc
+						var st unix.Statfs_t
+						if err := unix.Statfs(pc.Dir, &st); err != nil {
+							return err
+						}
+						if st.Type != unix.TMPFS_MAGIC {
+							t.Errorf("writable=%v: the bundle is on filesystem %#x, not a tmpfs", writable, st.Type)
+						}
+						return nil
+					},
+				})
+				if err != nil || res.ExitCode != 0 {
+					t.Fatalf("writable=%v: %v %+v %q", writable, err, res, out.String())
+				}
+				if want := fmt.Sprintf("readonly-root=%v", !writable); !strings.Contains(out.String(), want) {
+					t.Errorf("writable=%v: %q, want %s", writable, out.String(), want)
+				}
+				// Exited: the bundle is gone; the log stays, and the writable layer of a
+				// writable root with what the container wrote.
+				if _, err := os.Stat(c.Dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("writable=%v: the bundle of an exited container stays: %v", writable, err)
+				}
+				if log, err := os.ReadFile(c.LogPath()); err != nil || !bytes.Equal(log, out.Bytes()) {
+					t.Errorf("writable=%v: log %q, %v; want %q", writable, log, err, out.String())
+				}
+				// (gVisor keeps a sandbox's writes to its root in an overlay of its own.)
+				written, err := os.ReadFile(filepath.Join(c.Data, "upper", "written"))
+				if writable && tc.level == spec.Hardened && (err != nil || string(written) != "x") {
+					t.Errorf("the writable layer does not hold what the container wrote: %q %v", written, err)
+				}
+				if !writable && !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a read-only root left a writable layer on disk: %v", err)
+				}
+				if err := e.Remove(ctx, c.ID, false); err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range []string{c.Dir, c.Data} {
+					if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+						t.Errorf("writable=%v: %s stays after Remove: %v", writable, d, err)
+					}
+				}
+			}
+			// --rm leaves nothing in either directory.
+			res, err := e.Run(ctx, img, RunOptions{Level: tc.level, Remove: true, Spec: spec.Options{Args: []string{"check"}, WritableRootfs: true}, IO: backend.IO{Stdout: io.Discard, Stderr: io.Discard}})
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("--rm: %v %+v", err, res)
+			}
+			for _, d := range []string{"containers", "data"} {
+				if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
+					t.Errorf("--rm left %s/%v", d, ents)
+				}
+			}
+		})
 	}
 }

@@ -68,6 +68,9 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 
 // openLog opens (creating) c's log for appending.
 func openLog(c *Container) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(c.LogPath()), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the container's data directory: %w", err)
+	}
 	f, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the container's log: %w", err)
@@ -178,7 +181,7 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	if err := rt.Delete(ctx, c.ID, force); err != nil && !errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("removing %s: %w", c.Name, err)
 	}
-	if err := removeFiles(c.Dir); err != nil {
+	if err := removeFiles(c); err != nil {
 		return fmt.Errorf("removing %s: %w", c.Name, err)
 	}
 	return e.forget(c)

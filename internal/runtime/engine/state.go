@@ -59,8 +59,13 @@ type Container struct {
 	Relaxations []spec.Relaxation `json:"relaxations,omitempty"`
 	IDMap       spec.IDMap        `json:"idMap"`
 	StopSignal  string            `json:"stopSignal,omitempty"`
-	// Dir holds the container's bundle, writable layer, root filesystem mount and log.
+	// Dir is the container's bundle, a tmpfs of its own while it exists: the runtime spec,
+	// the root filesystem's mount point and, for a read-only root filesystem, the writable
+	// layer (where only the runtime writes: the mount points it needs).
 	Dir string `json:"dir"`
+	// Data holds what outlives the container's run: its log and, for a writable root
+	// filesystem, its writable layer. It is created only when something goes there.
+	Data string `json:"data,omitempty"`
 	// Owner is the moat process running a foreground container, or creating a detached one;
 	// while it lives, a container the runtime does not know yet is not lost.
 	Owner *Owner `json:"owner,omitempty"`
@@ -73,7 +78,12 @@ type Owner struct {
 }
 
 // LogPath is the file the container's standard output and error go to.
-func (c *Container) LogPath() string { return filepath.Join(c.Dir, logFile) }
+func (c *Container) LogPath() string {
+	if c.Data == "" {
+		return filepath.Join(c.Dir, logFile) // recorded before Data existed
+	}
+	return filepath.Join(c.Data, logFile)
+}
 
 // ShortID is the first 12 characters of the ID, as `moat ps` shows it.
 func (c *Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }

@@ -63,7 +63,8 @@ type mountConfig struct {
 	owner    IDMap
 	idmapped bool
 	ownerSet bool
-	legacy   bool // tests: use mount(2) as kernels without lowerdir+ must
+	writable string // where upper and work go; "" is the container directory
+	legacy   bool   // tests: use mount(2) as kernels without lowerdir+ must
 }
 
 // MountOption configures Mount.
@@ -83,10 +84,18 @@ func WithIDMappedLayers(m IDMap) MountOption {
 	return func(c *mountConfig) { c.owner, c.idmapped = m, true }
 }
 
+// WithWritableLayer puts the container's writable layer (overlayfs's upper and work
+// directories) in dir, created if missing, instead of in the container directory: on the
+// disk, say, when the container directory is a tmpfs (MountScratch) and the root filesystem
+// is writable. Remove does not remove dir; its caller does.
+func WithWritableLayer(dir string) MountOption {
+	return func(c *mountConfig) { c.writable = dir }
+}
+
 // Mount assembles a container's root filesystem in containerDir: an overlayfs of layers (the
 // cache's layer directories, bottom layer first) with a writable layer of its own in
-// containerDir, mounted on containerDir/rootfs (nodev), which it returns. Mount leaves nothing
-// behind when it fails; Remove undoes it.
+// containerDir (or where WithWritableLayer says), mounted on containerDir/rootfs (nodev),
+// which it returns. Mount leaves nothing behind when it fails; Remove undoes it.
 //
 // The rootfs must be reachable by the container's root: with a user namespace, every
 // directory above it must let the mapped root search it.
@@ -132,6 +141,17 @@ func Mount(ctx context.Context, containerDir string, layers []string, opts ...Mo
 	if err != nil {
 		return "", fmt.Errorf("creating container directory: %w", err)
 	}
+	layerDir := dir
+	if cfg.writable != "" {
+		if layerDir, err = filepath.Abs(cfg.writable); err != nil {
+			return "", err
+		}
+		more, err := mkdirAllTracked(layerDir)
+		created = append(created, more...)
+		if err != nil {
+			return "", fmt.Errorf("creating the writable layer's directory: %w", err)
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -143,11 +163,11 @@ func Mount(ctx context.Context, containerDir string, layers []string, opts ...Mo
 	uid, _ := cfg.owner.uid(0)
 	gid, _ := cfg.owner.gid(0)
 	for _, d := range []struct {
-		name     string
-		uid, gid int
-		mode     os.FileMode
-	}{{upperDir, uid, gid, 0o755}, {workDir, 0, 0, 0o700}, {RootfsDir, uid, gid, 0o755}} {
-		p := filepath.Join(dir, d.name)
+		dir, name string
+		uid, gid  int
+		mode      os.FileMode
+	}{{layerDir, upperDir, uid, gid, 0o755}, {layerDir, workDir, 0, 0, 0o700}, {dir, RootfsDir, uid, gid, 0o755}} {
+		p := filepath.Join(d.dir, d.name)
 		if err := os.Mkdir(p, d.mode); errors.Is(err, os.ErrExist) {
 			continue
 		} else if err != nil {
@@ -172,9 +192,9 @@ func Mount(ctx context.Context, containerDir string, layers []string, opts ...Mo
 		lowers = []string{e}
 	}
 	if cfg.legacy {
-		err = mountLegacy(dir, target, lowers)
+		err = mountLegacy(layerDir, target, lowers)
 	} else {
-		err = mountOverlay(dir, target, lowers, cfg)
+		err = mountOverlay(layerDir, target, lowers, cfg)
 	}
 	if err != nil {
 		return "", err
@@ -227,7 +247,7 @@ var overlayOptions = [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off
 // mountOverlay mounts with the mount API, one lowerdir+ per layer, so that the number of
 // layers is not bounded by the page-sized option string of mount(2). Layers are passed as
 // descriptors where the kernel takes them (6.13), as paths otherwise (6.8), and by mount(2)
-// on older kernels.
+// on older kernels. dir holds the upper and work directories.
 func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if errors.Is(err, unix.ENOSYS) && !cfg.idmapped {
@@ -366,7 +386,8 @@ func fsLog(fsfd int) string {
 }
 
 // mountLegacy mounts with mount(2), whose options must fit in a page: with many layers or a
-// long cache path they do not, and the error says so.
+// long cache path they do not, and the error says so. dir holds the upper and work
+// directories.
 func mountLegacy(dir, target string, lowers []string) error {
 	for _, p := range append([]string{dir}, lowers...) {
 		if strings.ContainsAny(p, ",:\\") {
@@ -432,7 +453,11 @@ func isMountPoint(p string) (bool, error) {
 // error. A mount still busy after a few tries is detached: it leaves the mount table at once
 // and the kernel frees it when its last user goes.
 func Unmount(containerDir string) error {
-	target := filepath.Join(containerDir, RootfsDir)
+	return unmount(filepath.Join(containerDir, RootfsDir))
+}
+
+// unmount unmounts whatever is mounted on target, as Unmount describes.
+func unmount(target string) error {
 	for i := 0; ; i++ {
 		mounted, err := isMountPoint(target)
 		if errors.Is(err, unix.ENOENT) || err == nil && !mounted {
@@ -461,8 +486,10 @@ func Unmount(containerDir string) error {
 }
 
 // Remove unmounts the root filesystem of containerDir and removes everything Mount made
-// there (the writable layer included), then containerDir itself if that leaves it empty.
-// Removing what is already gone is not an error.
+// there (the writable layer included, unless WithWritableLayer put it elsewhere), then
+// containerDir itself if that leaves it empty. A container directory that is a tmpfs
+// (MountScratch) is unmounted, which frees all it held at once. Removing what is already gone
+// is not an error.
 func Remove(containerDir string) error {
 	if err := Unmount(containerDir); err != nil {
 		return err
@@ -470,6 +497,11 @@ func Remove(containerDir string) error {
 	// Never remove through a mount: that would delete the files of whatever is mounted.
 	if mounted, err := isMountPoint(filepath.Join(containerDir, RootfsDir)); err == nil && mounted {
 		return fmt.Errorf("removing %s: the root filesystem is still mounted", containerDir)
+	}
+	if mounted, err := isMountPoint(containerDir); err == nil && mounted {
+		if err := unmount(containerDir); err != nil {
+			return err
+		}
 	}
 	if err := removeContainerDirs(containerDir); err != nil {
 		return err
@@ -488,4 +520,21 @@ func removeContainerDirs(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// scratchOptions size a container directory's tmpfs. It holds the runtime spec, the mount
+// point of the root filesystem and, when the root filesystem is read-only, the writable layer,
+// where only the runtime writes (the mount points of /proc, /dev and the container's mounts).
+const scratchOptions = "mode=0711,size=16m,nr_inodes=16384"
+
+// MountScratch mounts a tmpfs of its own (nosuid, nodev) on the empty directory dir, for a
+// container directory whose contents need not outlive the container's run: its bundle, and
+// the writable layer of a read-only root filesystem. Creating and removing what it holds then
+// never waits for the disk (a removal on a busy disk costs a millisecond a directory), and
+// Remove frees it all with one unmount.
+func MountScratch(dir string) error {
+	if err := unix.Mount("moat", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, scratchOptions); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", dir, err)
+	}
+	return nil
 }

@@ -172,6 +172,59 @@ func TestRemoveKeepsCallerFiles(t *testing.T) {
 	}
 }
 
+// A container directory on a tmpfs (MountScratch) with the writable layer elsewhere: writes
+// land in that layer, Remove unmounts the tmpfs with all it holds and leaves the writable
+// layer to its caller.
+func TestScratchAndWritableLayer(t *testing.T) {
+	requireRoot(t)
+	layer := t.TempDir()
+	if err := os.WriteFile(filepath.Join(layer, "base"), []byte("b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cdir := containerDir(t)
+	if err := os.Mkdir(cdir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := MountScratch(cdir); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(cdir, &st); err != nil || st.Type != unix.TMPFS_MAGIC || st.Flags&unix.ST_NOSUID == 0 || st.Flags&unix.ST_NODEV == 0 {
+		t.Errorf("scratch: type %#x flags %#x %v: want a nosuid, nodev tmpfs", st.Type, st.Flags, err)
+	}
+	writable := filepath.Join(t.TempDir(), "data", "layer")
+	root, err := Mount(context.Background(), cdir, []string{layer}, WithWritableLayer(writable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "new"), []byte("n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cdir, "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(writable, "upper", "new")); err != nil || string(b) != "n" {
+		t.Errorf("the writable layer holds %q, %v", b, err)
+	}
+	for _, d := range []string{"upper", "work"} {
+		if _, err := os.Stat(filepath.Join(cdir, d)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s in the container directory: %v", d, err)
+		}
+	}
+	if err := Remove(cdir); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, cdir); len(m) != 0 {
+		t.Errorf("mounted after Remove: %v", m)
+	}
+	if _, err := os.Lstat(cdir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("container directory after Remove: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(writable, "upper", "new")); err != nil || string(b) != "n" {
+		t.Errorf("Remove took the writable layer: %q, %v", b, err)
+	}
+}
+
 func TestSecondContainerStartsWithoutUnpacking(t *testing.T) {
 	requireRoot(t)
 	layout := testutil.OCIDir(t, testutil.Image(t, testutil.Layer(t, layerEntries("usr", 500)...), testutil.Layer(t, testutil.File("app/main", "1"))))
