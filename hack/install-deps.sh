@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 # runc and crun are the OCI runtimes of moat run's hardened level (internal/runtime/backend).
-pkgs=(debootstrap ca-certificates git tar gzip xz-utils time docker.io libisal-dev runc crun)
+# iproute2: the network tests bring up loopback in a network namespace they create.
+pkgs=(debootstrap ca-certificates git tar gzip xz-utils time docker.io libisal-dev runc crun iproute2)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 missing=()

@@ -122,7 +122,7 @@ exec, inspect and rm.`,
 	fs.BoolVar(&o.ReadOnly, "read-only", true, "read-only root filesystem; --read-only=false is a relaxation")
 	fs.StringArrayVar(&o.CapAdd, "cap-add", nil, "grant a capability (a relaxation); repeatable")
 	fs.StringArrayVar(&o.SecurityOpt, "security-opt", nil, "seccomp=PATH|unconfined or no-new-privileges=false (relaxations); repeatable")
-	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only), or ns:PATH to join an existing network namespace (a relaxation)")
+	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only); host, container:NAME or ns:PATH (relaxations) share the host's network, another hardened container's, or the namespace at PATH")
 	return cmd
 }
 
@@ -196,13 +196,24 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 	}
 	switch {
 	case o.Network == "none" || o.Network == "":
+	case o.Network == "host":
+		so.HostNetwork = true
+	case strings.HasPrefix(o.Network, "container:"):
+		if strings.TrimPrefix(o.Network, "container:") == "" {
+			return so, usageErrorf("--network %q: container: needs a container's name or ID", o.Network)
+		}
 	case strings.HasPrefix(o.Network, "ns:"):
 		so.NetNSPath = strings.TrimPrefix(o.Network, "ns:")
 		if !filepath.IsAbs(so.NetNSPath) {
 			return so, usageErrorf("--network %q: ns: needs an absolute path", o.Network)
 		}
+		if _, err := os.Stat(so.NetNSPath); err != nil {
+			return so, usageErrorf("--network %q: %v", o.Network, err)
+		}
+	case o.Network == "bridge":
+		return so, usageErrorf("--network bridge: moat has no bridge network yet; use host, container:NAME, or ns:PATH with a namespace you set up")
 	default:
-		return so, usageErrorf("--network %q: want none or ns:PATH (bridge networking is not available yet)", o.Network)
+		return so, usageErrorf("--network %q: want none, host, container:NAME or ns:PATH", o.Network)
 	}
 	return so, nil
 }
@@ -320,6 +331,9 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	}
 	ro := engine.RunOptions{Name: o.Name, Level: level, Spec: so, Remove: o.Remove, Prepared: prepared,
 		IO: backend.IO{Stdin: stdin, Stdout: a.out, Stderr: a.err, Terminal: terminal}}
+	if name, ok := strings.CutPrefix(o.Network, "container:"); ok {
+		ro.NetworkContainer = name
+	}
 	if o.Detach {
 		c, err := e.Start(ctx, img, ro)
 		if err != nil {

@@ -125,10 +125,19 @@ rules:
 		t.Errorf("a bind source linked out of the permitted directory: exit %d, %v", code, err)
 	}
 
+	// The policy permits bind mounts below data/, not the host's network.
+	if _, _, code, err := run(t, "run", "--rm", "--policy", "relax.yaml", "--network", "host", target, "args", "ok"); code != ExitDenied || !strings.Contains(err.Error(), "network") {
+		t.Errorf("--network host under a policy that does not permit it: exit %d, %v", code, err)
+	}
+
 	for _, args := range [][]string{
 		{"run", "-d", "-i", target},                    // no attach: -i needs -t with -d
 		{"run", "--rm", "--isolation", "vm", target},   // no vm backend
 		{"run", "--rm", "--network", "bridge", target}, // no bridge networking
+		{"run", "--rm", "--network", "ns:/nonexistent/ns", target},
+		{"run", "--rm", "--network", "container:", target},
+		{"run", "--rm", "--network", "container:nobody", target},
+		{"run", "--rm", "--network", "wifi", target},
 		{"run", "--rm", "--memory", "lots", target},
 		{"run", "--rm", "dir:/", "true"},
 	} {
@@ -137,9 +146,10 @@ rules:
 		}
 	}
 	// Nothing is left of the containers.
-	ents, _ := os.ReadDir(filepath.Join(e.home, "state", "engine", "containers"))
-	if len(ents) != 0 {
-		t.Errorf("containers left: %v", ents)
+	for _, d := range []string{"containers", "data"} {
+		if ents, _ := os.ReadDir(filepath.Join(e.home, "state", "engine", d)); len(ents) != 0 {
+			t.Errorf("%s left: %v", d, ents)
+		}
 	}
 }
 

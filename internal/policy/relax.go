@@ -21,7 +21,7 @@ type Relaxation struct {
 const (
 	RelaxCapAdd            = "cap-add"            // Value: a capability, CAP_NET_ADMIN
 	RelaxWritableRootfs    = "writable-rootfs"    // no Value
-	RelaxNetwork           = "network"            // Value: the network namespace path
+	RelaxNetwork           = "network"            // Value: host, container:NAME, or the network namespace path
 	RelaxSeccompUnconfined = "seccomp-unconfined" // no Value
 	RelaxSeccompProfile    = "seccomp-profile"    // Value: NAME@sha256:HEX
 	RelaxNewPrivileges     = "new-privileges"     // no Value
@@ -130,8 +130,16 @@ func parsePermit(s string) (permit, error) {
 		}
 		p.value = value
 	case RelaxNetwork:
-		if err := checkPathGlob(value); err != nil {
-			return p, fmt.Errorf("relaxation %q: %w", s, err)
+		switch {
+		case value == "host":
+		case strings.HasPrefix(value, "container:"):
+			if err := checkGlob(strings.TrimPrefix(value, "container:")); err != nil || value == "container:" {
+				return p, fmt.Errorf("relaxation %q: want network:container:NAME-GLOB", s)
+			}
+		default:
+			if err := checkPathGlob(value); err != nil {
+				return p, fmt.Errorf("relaxation %q: want network:host, network:container:NAME-GLOB or network:PATH-GLOB: %w", s, err)
+			}
 		}
 		p.value = value
 	case RelaxBindMount:
@@ -203,6 +211,13 @@ func (p permit) matches(r Relaxation) bool {
 		i := strings.LastIndexByte(r.Value, '@')
 		return i >= 0 && r.Value[i+1:] == p.value
 	case RelaxNetwork:
+		switch {
+		case p.value == "host" || r.Value == "host":
+			return p.value == r.Value
+		case strings.HasPrefix(p.value, "container:"):
+			name, ok := strings.CutPrefix(r.Value, "container:")
+			return ok && matchGlob(strings.TrimPrefix(p.value, "container:"), name)
+		}
 		return matchPath(p.value, r.Value)
 	case RelaxBindMount:
 		// SOURCE:DESTINATION:MODE. A path with a ':' in it makes the split ambiguous, so such a

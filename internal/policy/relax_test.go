@@ -45,6 +45,12 @@ func TestCheckRelaxations(t *testing.T) {
 		{"network glob", "['network:/run/netns/*']", []string{"network /run/netns/blue"}, nil},
 		{"network glob does not cross slash", "['network:/run/netns/*']", []string{"network /run/netns/a/b"}, []string{"network /run/netns/a/b"}},
 		{"network path not clean", "['network:/run/netns/**']", []string{"network /run/netns/../../proc/1/ns/net"}, []string{"network /run/netns/../../proc/1/ns/net"}},
+		{"network host", "['network:host']", []string{"network host"}, nil},
+		{"network host is not a path", "['network:/**']", []string{"network host"}, []string{"network host"}},
+		{"network path is not host", "['network:host']", []string{"network /run/netns/a"}, []string{"network /run/netns/a"}},
+		{"network container glob", "['network:container:web-*']", []string{"network container:web-1"}, nil},
+		{"network container other", "['network:container:web-*']", []string{"network container:db", "network host"}, []string{"network container:db", "network host"}},
+		{"any network", "[network]", []string{"network host", "network container:x", "network /run/netns/a"}, nil},
 		{"seccomp profile by digest", "['seccomp-profile:" + digestA + "']", []string{"seccomp-profile ./p.json@" + digestA}, nil},
 		{"seccomp profile other digest", "['seccomp-profile:" + digestA + "']", []string{"seccomp-profile p.json@sha256:bbbb"}, []string{"seccomp-profile p.json@sha256:bbbb"}},
 		{"seccomp profile digest in the name", "['seccomp-profile:" + digestA + "']", []string{"seccomp-profile " + digestA + "@sha256:bbbb"}, []string{"seccomp-profile " + digestA + "@sha256:bbbb"}},
@@ -144,6 +150,7 @@ func TestRelaxationsParseErrors(t *testing.T) {
 		{"bad limit", "'unlimited:disk'", 11, "unlimited:memory"},
 		{"seccomp by name", "'seccomp-profile:my.json'", 11, "digest"},
 		{"relative network", "'network:run/netns/x'", 11, "not an absolute path"},
+		{"empty container", "'network:container:'", 11, "network:container:NAME-GLOB"},
 		{"unclean source", "'bind-mount:/srv/../etc'", 11, "not a clean path"},
 		{"trailing slash", "'bind-mount:/srv/'", 11, "not a clean path"},
 		{"malformed glob", "'bind-mount:/srv/[a'", 11, "malformed glob"},
@@ -267,10 +274,13 @@ func TestCaseRelaxations(t *testing.T) {
 }
 
 // FuzzRelaxations checks entries of a rule's relaxations against relaxations: never a panic,
-// and a path that is not clean is permitted only by a bare kind.
+// a path that is not clean is permitted only by a bare kind, and a container's name (which
+// cannot hold a '/') is not matched across one by a single-segment glob.
 func FuzzRelaxations(f *testing.F) {
 	f.Add("bind-mount:/srv/**:/data/**:ro", "bind-mount", "/srv/a/../../etc:/data:ro")
 	f.Add("network:/run/netns/*", "network", "/run/netns/x")
+	f.Add("network:container:web-*", "network", "container:web-1")
+	f.Add("network:host", "network", "host")
 	f.Add("cap-add:net_admin", "cap-add", "CAP_NET_ADMIN")
 	f.Add("seccomp-profile:sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "seccomp-profile", "x@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	f.Fuzz(func(t *testing.T, entry, kind, value string) {
@@ -285,7 +295,13 @@ func FuzzRelaxations(f *testing.F) {
 		var paths []string
 		switch kind {
 		case RelaxNetwork:
-			paths = []string{value}
+			if name, ok := strings.CutPrefix(value, "container:"); ok {
+				if strings.Contains(name, "/") && !strings.Contains(entry, "**") {
+					t.Fatalf("%q permits %v, a container name with '/'", entry, r)
+				}
+			} else if value != "host" {
+				paths = []string{value}
+			}
 		case RelaxBindMount:
 			paths = strings.Split(value, ":")[:2]
 		}

@@ -82,7 +82,8 @@ func NewCrun(dir string, opts ...Option) (*Crun, error) {
 // The platform is systrap unless WithPlatform says otherwise. A container whose spec has a
 // network namespace of its own (no path: moat's default, no network) runs with
 // --network=none, so the sandbox has loopback only; a spec that joins an existing network
-// namespace gets gVisor's own network stack in it (--network=sandbox).
+// namespace gets gVisor's own network stack in it (--network=sandbox); a spec with no network
+// namespace, the host's network (--network=host).
 func NewRunsc(dir string, opts ...Option) (*Runsc, error) {
 	o, err := buildOptions("runsc", opts)
 	if err != nil {
@@ -157,10 +158,15 @@ func runscNetwork(bundle string) ([]string, error) {
 			if ns.Type == specs.NetworkNamespace && ns.Path != "" {
 				return []string{"--network=sandbox"}, nil
 			}
+			if ns.Type == specs.NetworkNamespace {
+				// A new, empty network namespace: loopback only.
+				return []string{"--network=none"}, nil
+			}
 		}
 	}
-	// A new, empty network namespace, or the host's (which moat never grants a sandbox).
-	return []string{"--network=none"}, nil
+	// No network namespace: the host's network (--network host), which gVisor reaches
+	// through the host's sockets.
+	return []string{"--network=host"}, nil
 }
 
 // lookBinary finds a runtime's binary: path if given, else name on PATH.

@@ -168,6 +168,10 @@ type RunOptions struct {
 	// IO is the container's standard streams. Run takes any; Start ignores it (a detached
 	// container's output goes to its log).
 	IO backend.IO
+	// NetworkContainer, when set, names a running container of this engine whose network
+	// namespace the new one joins (--network container:NAME). Both must run at the hardened
+	// level: a sandbox's network lives inside gVisor. Spec.NetNSPath must then be empty.
+	NetworkContainer string
 	// Remove removes the container when it exits (--rm). Without it an exited container and
 	// its log stay until Remove.
 	Remove bool
@@ -191,13 +195,26 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // store (claiming its name), its directory, the unpacked layers, the root filesystem mount
 // and the runtime spec. Everything is checked before anything is created: the runtime binary,
 // the level, overlayfs, the name, then the options (user, mounts, command) against the image.
-// On error nothing of the container is left.
-func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (*Container, backend.Runtime, error) {
+// On error nothing of the container is left. release, never nil, lets go of what the runtime
+// needs only until it has created the container (a joined network namespace).
+func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (_ *Container, _ backend.Runtime, release func(), err error) {
+	release = func() {}
+	var netns *os.File
+	defer func() {
+		if netns == nil {
+			return
+		}
+		if err != nil {
+			netns.Close()
+		} else {
+			release = func() { netns.Close() }
+		}
+	}()
 	if img.Config == nil {
-		return nil, nil, fmt.Errorf("%s: the image has no configuration", img.Name)
+		return nil, nil, release, fmt.Errorf("%s: the image has no configuration", img.Name)
 	}
 	if img.Root != "" {
-		return nil, nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
+		return nil, nil, release, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
@@ -207,22 +224,29 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		name = "moat-" + id[:12]
 	}
 	if !validName.MatchString(name) {
-		return nil, nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
+		return nil, nil, release, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
 	}
 	rtName, err := e.runtimeName(o.Level)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	rt, err := e.runtimeNamed(rtName)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	if err := rootfs.CheckOverlay(); err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	level := o.Level
 	if level == "" {
 		level = spec.Hardened
+	}
+	so := o.Spec
+	if o.NetworkContainer != "" {
+		// Held until the runtime has created the container, which opens it by its path.
+		if netns, err = e.joinNetwork(ctx, o.NetworkContainer, level, &so); err != nil {
+			return nil, nil, release, err
+		}
 	}
 	m := spec.DefaultIDMap()
 	c := &Container{
@@ -232,7 +256,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}
 	if err := e.claim(c); err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	ok := false
 	defer func() {
@@ -241,10 +265,10 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		}
 	}()
 	if err := os.Mkdir(c.Dir, 0o711); err != nil {
-		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
+		return nil, nil, release, fmt.Errorf("creating the container's directory: %w", err)
 	}
 	if err := rootfs.MountScratch(c.Dir); err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
@@ -270,33 +294,32 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, append(writable, rootfs.WithIDMap(layerMap))...)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
+		return nil, nil, release, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
-	so := o.Spec
 	so.Level = level
 	so.IDMap = m
 	so.CgroupsPath = "/moat/" + id
 	gen, err := spec.Generate(img.Config.Config, root, so)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	c.Relaxations = gen.Relaxations
 	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), cfg, 0o600); err != nil {
-		return nil, nil, fmt.Errorf("writing the runtime spec: %w", err)
+		return nil, nil, release, fmt.Errorf("writing the runtime spec: %w", err)
 	}
 	if o.Prepared != nil {
 		if err := o.Prepared(c); err != nil {
-			return nil, nil, err
+			return nil, nil, release, err
 		}
 	}
 	ok = true
-	return c, rt, nil
+	return c, rt, release, nil
 }
 
 // mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.
@@ -359,10 +382,11 @@ func removeBundle(dir string) error {
 // layer, bundle, runtime state and record; the cached layers stay); without it the container
 // stays, exited, with its output in its log.
 func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Result, error) {
-	c, rt, err := e.create(ctx, img, o, false)
+	c, rt, release, err := e.create(ctx, img, o, false)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	res := &Result{ID: c.ID, Name: c.Name, ExitCode: -1, Relaxations: c.Relaxations}
 	io := o.IO
 	var log *os.File
@@ -498,4 +522,37 @@ func checkSearchable(dir string) error {
 			return nil
 		}
 	}
+}
+
+// joinNetwork opens the network namespace of the running container ref for a container at
+// level to join, and points so at it. The namespace is opened, then the container is checked
+// to be running still with the same process, so that a PID reused meanwhile cannot hand over
+// another process's namespace; the runtime opens it through this process's descriptor, which
+// the caller keeps open until the container is created.
+func (e *Engine) joinNetwork(ctx context.Context, ref string, level spec.Level, so *spec.Options) (*os.File, error) {
+	if so.NetNSPath != "" || so.HostNetwork {
+		return nil, errors.New("--network container: conflicts with another network")
+	}
+	if level != spec.Hardened {
+		return nil, fmt.Errorf("--network container:%s: a %s container keeps its network inside gVisor; only hardened containers share a network namespace", ref, level)
+	}
+	c, _, err := e.running(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("--network container:%s: %w", ref, err)
+	}
+	if c.Level != spec.Hardened || c.Pid <= 0 {
+		return nil, fmt.Errorf("--network container:%s: it runs at the %s level, whose network lives inside gVisor; only hardened containers share a network namespace", c.Name, c.Level)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("--network container:%s: opening its network namespace: %w", c.Name, err)
+	}
+	again, _, err := e.running(ctx, c.ID)
+	if err != nil || again.Pid != c.Pid {
+		f.Close()
+		return nil, fmt.Errorf("--network container:%s: it stopped while its network namespace was being opened", c.Name)
+	}
+	so.NetNSPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	so.NetNSOf = "container:" + c.Name
+	return f, nil
 }

@@ -68,8 +68,10 @@ func checkGone(t *testing.T, e *Engine, dir string, c *Container) {
 	if _, err := e.Inspect(context.Background(), c.Name); !errors.Is(err, ErrNotFound) {
 		t.Errorf("%s is still known: %v", c.Name, err)
 	}
-	if _, err := os.Stat(c.Dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("its directory is left: %v", err)
+	for _, d := range []string{c.Dir, c.Data} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is left: %v", d, err)
+		}
 	}
 	for _, rt := range []string{"runc", "crun", "runsc"} {
 		if ents, _ := os.ReadDir(filepath.Join(dir, "runtimes", rt, "containers")); len(ents) != 0 {

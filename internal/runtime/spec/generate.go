@@ -24,7 +24,8 @@ const (
 	RelaxCapAdd RelaxationKind = "cap-add"
 	// RelaxWritableRootfs mounts the root filesystem read-write.
 	RelaxWritableRootfs RelaxationKind = "writable-rootfs"
-	// RelaxNetwork joins a network namespace; Value is its path.
+	// RelaxNetwork joins a network namespace; Value is "host", "container:NAME" or the
+	// namespace's path.
 	RelaxNetwork RelaxationKind = "network"
 	// RelaxSeccompUnconfined runs without a seccomp filter.
 	RelaxSeccompUnconfined RelaxationKind = "seccomp-unconfined"
@@ -174,11 +175,20 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 	if o.WritableRootfs {
 		relax(RelaxWritableRootfs, "")
 	}
-	if o.NetNSPath != "" {
+	switch {
+	case o.HostNetwork && o.NetNSPath != "":
+		return nil, fmt.Errorf("%w: the host's network and the network namespace %s conflict", ErrInvalid, o.NetNSPath)
+	case o.HostNetwork:
+		relax(RelaxNetwork, "host")
+	case o.NetNSPath != "":
 		if !path.IsAbs(o.NetNSPath) || strings.ContainsRune(o.NetNSPath, 0) {
 			return nil, fmt.Errorf("%w: network namespace %q is not an absolute path", ErrInvalid, o.NetNSPath)
 		}
-		relax(RelaxNetwork, o.NetNSPath)
+		if o.NetNSOf != "" {
+			relax(RelaxNetwork, o.NetNSOf)
+		} else {
+			relax(RelaxNetwork, o.NetNSPath)
+		}
 	}
 
 	seccomp, rel, err := chooseSeccomp(o, level)
@@ -202,6 +212,9 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 	mounts, err := buildMounts(o.Mounts)
 	if err != nil {
 		return nil, err
+	}
+	if level != Sandbox && (o.HostNetwork || o.NetNSPath != "") {
+		sysfsOfNetwork(mounts)
 	}
 	for _, m := range o.Mounts {
 		if m.Type == Bind {
@@ -235,18 +248,22 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 	proc.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	proc.NoNewPrivileges = !o.AllowNewPrivileges
 
+	namespaces := []specs.LinuxNamespace{
+		{Type: specs.UserNamespace},
+		{Type: specs.PIDNamespace},
+		{Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace},
+		{Type: specs.NetworkNamespace, Path: o.NetNSPath},
+		{Type: specs.CgroupNamespace},
+	}
+	if o.HostNetwork {
+		namespaces = slices.DeleteFunc(namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+	}
 	linux := &specs.Linux{
 		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: idmap.HostUID, Size: idmap.Size}},
 		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: idmap.HostGID, Size: idmap.Size}},
-		Namespaces: []specs.LinuxNamespace{
-			{Type: specs.UserNamespace},
-			{Type: specs.PIDNamespace},
-			{Type: specs.IPCNamespace},
-			{Type: specs.UTSNamespace},
-			{Type: specs.MountNamespace},
-			{Type: specs.NetworkNamespace, Path: o.NetNSPath},
-			{Type: specs.CgroupNamespace},
-		},
+		Namespaces:  namespaces,
 		Resources:   resources,
 		CgroupsPath: o.CgroupsPath,
 		// RootfsPropagation stays unset: the runtimes' default (rslave) lets nothing propagate
@@ -510,6 +527,19 @@ func buildMounts(user []Mount) ([]specs.Mount, error) {
 		return strings.Count(a.Destination, "/") - strings.Count(b.Destination, "/")
 	})
 	return append(out, extra...), nil
+}
+
+// sysfsOfNetwork replaces the sysfs mount of a container that joins a network namespace its
+// user namespace does not own (the host's, another container's, one at a path), where the
+// kernel refuses a new sysfs: /sys is then the host's sysfs, bound read-only without what is
+// mounted below it (debugfs, bpffs, securityfs...), as rootless Podman does. The cgroup mount
+// and the masked and read-only paths still apply on top. gVisor has a sysfs of its own.
+func sysfsOfNetwork(mounts []specs.Mount) {
+	for i, m := range mounts {
+		if m.Destination == "/sys" && m.Type == "sysfs" {
+			mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "rprivate", "nosuid", "noexec", "nodev", "rro"}}
+		}
+	}
 }
 
 // checkHostname accepts what sethostname(2) and DNS both accept.

@@ -77,6 +77,13 @@ type Options struct {
 	// NetNSPath joins the network namespace at this path (a network --network grants) instead
 	// of a new, empty one with only loopback.
 	NetNSPath string
+	// NetNSOf names what NetNSPath is, for the relaxation: "container:NAME" for another
+	// container's namespace (--network container:NAME); "" records the path.
+	NetNSOf string
+	// HostNetwork shares the network namespace moat runs in (--network host): the
+	// container sees the host's interfaces and may listen on and connect to its addresses.
+	// Its root holds no capability over that namespace. Excludes NetNSPath.
+	HostNetwork bool
 	// Seccomp replaces the built-in hardened profile (--security-opt seccomp=PATH).
 	Seccomp *SeccompProfile
 	// SeccompUnconfined runs without a seccomp filter (--security-opt seccomp=unconfined).

@@ -397,6 +397,8 @@ func TestRelaxations(t *testing.T) {
 			[]Relaxation{{RelaxCapAdd, "CAP_CHOWN"}, {RelaxCapAdd, "CAP_NET_ADMIN"}}},
 		{"writable", Options{WritableRootfs: true}, []Relaxation{{RelaxWritableRootfs, ""}}},
 		{"network", Options{NetNSPath: "/run/netns/a"}, []Relaxation{{RelaxNetwork, "/run/netns/a"}}},
+		{"host network", Options{HostNetwork: true}, []Relaxation{{RelaxNetwork, "host"}}},
+		{"container's network", Options{NetNSPath: "/proc/1/fd/3", NetNSOf: "container:web"}, []Relaxation{{RelaxNetwork, "container:web"}}},
 		{"unconfined", Options{SeccompUnconfined: true}, []Relaxation{{RelaxSeccompUnconfined, ""}}},
 		{"profile", Options{Seccomp: profile}, []Relaxation{{RelaxSeccompProfile, "/etc/moat/custom.json@" + profile.Digest}}},
 		{"new privileges", Options{AllowNewPrivileges: true}, []Relaxation{{RelaxNewPrivileges, ""}}},
@@ -436,6 +438,39 @@ func TestRelaxationEffects(t *testing.T) {
 		if ns.Type == specs.NetworkNamespace && ns.Path != "/run/netns/a" {
 			t.Errorf("network namespace %+v", ns)
 		}
+	}
+	// A network namespace the container's user namespace does not own gets the host's sysfs,
+	// bound read-only, recursively (the kernel refuses a new sysfs there); the sandbox keeps
+	// gVisor's own.
+	sysfs := func(s *specs.Spec) specs.Mount {
+		for _, m := range s.Mounts {
+			if m.Destination == "/sys" {
+				return m
+			}
+		}
+		t.Fatal("no /sys mount")
+		return specs.Mount{}
+	}
+	if m := sysfs(s); m.Type != "bind" || m.Source != "/sys" || !slices.Contains(m.Options, "rro") || !slices.Contains(m.Options, "rbind") {
+		t.Errorf("/sys in a joined network namespace: %+v", m)
+	}
+	s = generate(t, Options{HostNetwork: true}).Spec
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			t.Errorf("host network: network namespace %+v", ns)
+		}
+	}
+	if m := sysfs(s); m.Type != "bind" {
+		t.Errorf("/sys with the host's network: %+v", m)
+	}
+	if m := sysfs(generate(t, Options{}).Spec); m.Type != "sysfs" {
+		t.Errorf("/sys of a network namespace of its own: %+v", m)
+	}
+	if m := sysfs(generate(t, Options{HostNetwork: true, Level: Sandbox}).Spec); m.Type != "sysfs" {
+		t.Errorf("/sys in the sandbox: %+v", m)
+	}
+	if _, err := Generate(testImage(), "/rootfs", Options{HostNetwork: true, NetNSPath: "/run/netns/a", Files: testFiles()}); err == nil {
+		t.Error("host network and a namespace path were both accepted")
 	}
 	if s := generate(t, Options{SeccompUnconfined: true}).Spec; s.Linux.Seccomp != nil || s.Annotations["org.moatsec.moat.seccomp"] != "unconfined" {
 		t.Errorf("seccomp %+v", s.Linux.Seccomp)

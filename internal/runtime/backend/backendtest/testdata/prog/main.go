@@ -18,12 +18,17 @@
 //	                  SIGWINCH, with " after SIGWINCH"), reads a line from stdin and
 //	                  writes it back, writes "winch?", waits for SIGWINCH and writes the new
 //	                  size, then writes 256 KiB of numbered lines and "end", and exits with 3
+//	prog listen ADDR  listens on the TCP address ADDR, writes "listening", and answers
+//	                  each connection with "hello" until killed
+//	prog dial ADDR    connects to the TCP address ADDR and writes "connected: " and what it
+//	                  read, or "refused: " and the error, exiting with 1
 package main
 
 import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -108,6 +113,29 @@ func main() {
 		}
 		fmt.Println("end")
 		os.Exit(3)
+	case "listen":
+		l, err := net.Listen("tcp", os.Args[2])
+		if err != nil {
+			fmt.Println("listen:", err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			c.Write([]byte("hello"))
+			c.Close()
+		}
+	case "dial":
+		c, err := net.DialTimeout("tcp", os.Args[2], 5*time.Second)
+		if err != nil {
+			fmt.Println("refused:", err)
+			os.Exit(1)
+		}
+		b, _ := io.ReadAll(c)
+		fmt.Printf("connected: %s\n", b)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
