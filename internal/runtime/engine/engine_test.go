@@ -136,27 +136,58 @@ func TestRunRefusals(t *testing.T) {
 		t.Skip("needs the runtimes")
 	}
 	img := progImage(t)
-	e, err := New(engineDir(t))
+	dir := engineDir(t)
+	e, err := New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
+	// The same program with no entrypoint and no command.
+	bare := *img
+	cfg := *img.Config
+	cfg.Config.Entrypoint, cfg.Config.Cmd = nil, nil
+	bare.Config = &cfg
 	for _, tc := range []struct {
 		name string
+		img  *image.Image
 		o    RunOptions
 		want string
 	}{
-		{"vm level", RunOptions{Level: spec.VM}, "no backend yet"},
-		{"bad name", RunOptions{Name: "../x"}, "container name"},
-		{"unknown user", RunOptions{Spec: spec.Options{User: "nobody-here"}}, "unknown user"},
-		{"missing bind source", RunOptions{Spec: spec.Options{Mounts: []spec.Mount{{Type: spec.Bind, Source: "/nonexistent/x", Destination: "/data"}}}}, "/nonexistent/x"},
+		{"no command", &bare, RunOptions{}, "no entrypoint or command"},
+		{"vm level", nil, RunOptions{Level: spec.VM}, "no backend yet"},
+		{"bad name", nil, RunOptions{Name: "../x"}, "container name"},
+		{"unknown user", nil, RunOptions{Spec: spec.Options{User: "nobody-here"}}, "unknown user"},
+		{"missing bind source", nil, RunOptions{Spec: spec.Options{Mounts: []spec.Mount{{Type: spec.Bind, Source: "/nonexistent/x", Destination: "/data"}}}}, "/nonexistent/x"},
+		{"conflicting networks", nil, RunOptions{Spec: spec.Options{HostNetwork: true, NetNSPath: "/run/netns/a"}}, "conflict"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Run(context.Background(), img, tc.o)
+			i := img
+			if tc.img != nil {
+				i = tc.img
+			}
+			_, err := e.Run(context.Background(), i, tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+	// A runtime that is not installed is an error naming it, before anything is created.
+	missing, err := New(dir, WithRuntimeBinary("runc", "/nonexistent/runc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer missing.Close()
+	if _, err := missing.Run(context.Background(), img, RunOptions{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/runc") {
+		t.Errorf("a missing runtime binary: %v", err)
+	}
+	// Nothing of the refused containers is left: no record, no directory.
+	if cs, err := e.List(context.Background(), true); err != nil || len(cs) != 0 {
+		t.Errorf("containers recorded after refusals: %v %v", cs, err)
+	}
+	for _, d := range []string{"containers", "data"} {
+		if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
+			t.Errorf("%s left after refusals: %v", d, ents)
+		}
 	}
 	if _, err := New(engineDir(t), WithHardenedRuntime("docker")); err == nil {
 		t.Error("an unknown hardened runtime was accepted")
