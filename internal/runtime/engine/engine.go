@@ -288,9 +288,12 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	}
 	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, append(writable, mountOpt)...)
 	if errors.Is(err, rootfs.ErrNoIDMappedMounts) && unpackMap.Identity() {
-		// The recorded answer no longer holds (the cache moved to another filesystem, say).
+		// The recorded answer no longer holds (the cache moved to another filesystem, say),
+		// unless what failed was this process's helper, not the kernel.
 		e.log.Warn("idmapped layer mounts failed; caching layers shifted into the containers' ID range instead", "error", err)
-		e.forgetIDMapped()
+		if !errors.Is(err, rootfs.ErrUserNamespaceHelper) {
+			e.forgetIDMapped()
+		}
 		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, append(writable, rootfs.WithIDMap(layerMap))...)
 	}
 	if err != nil {
@@ -443,7 +446,11 @@ func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
 				return
 			}
 		}
-		e.idmapped.Store(e.probeIDMapped(ctx, m))
+		yes, definite := e.probeIDMapped(ctx, m)
+		e.idmapped.Store(yes)
+		if !definite {
+			return
+		}
 		answer := "no"
 		if e.idmapped.Load() {
 			answer = "yes"
@@ -467,31 +474,33 @@ func (e *Engine) forgetIDMapped() {
 	e.idmapped.Store(false)
 }
 
-// probeIDMapped mounts an empty layer idmapped through m.
-func (e *Engine) probeIDMapped(ctx context.Context, m rootfs.IDMap) bool {
+// probeIDMapped mounts an empty layer idmapped through m. definite is false when the answer
+// says nothing about the kernel and filesystem (the probe itself could not be made), so that
+// it is not recorded.
+func (e *Engine) probeIDMapped(ctx context.Context, m rootfs.IDMap) (yes, definite bool) {
 	probe, err := os.MkdirTemp(filepath.Join(e.dir, "cache"), ".probe-")
 	if err != nil {
 		e.log.Warn("probing for idmapped mounts", "error", err)
-		return false
+		return false, false
 	}
 	defer os.RemoveAll(probe)
 	lower := filepath.Join(probe, "lower")
 	ctr := filepath.Join(probe, "ctr")
 	if err := os.Mkdir(lower, 0o755); err != nil {
-		return false
+		return false, false
 	}
 	if err := os.Mkdir(ctr, 0o711); err != nil {
-		return false
+		return false, false
 	}
 	if _, err := rootfs.Mount(ctx, ctr, []string{lower}, rootfs.WithIDMappedLayers(m)); err != nil {
 		e.log.Debug("idmapped layer mounts are not available; layers are cached shifted into the containers' ID range", "error", err)
-		return false
+		return false, !errors.Is(err, rootfs.ErrUserNamespaceHelper)
 	}
 	if err := rootfs.Remove(ctr); err != nil {
 		e.log.Warn("removing the idmapped-mount probe", "error", err)
-		return false
+		return false, false
 	}
-	return true
+	return true, true
 }
 
 // kernelRelease is uname -r, "" when unknown.

@@ -23,6 +23,12 @@ var ErrNoOverlay = errors.New("the kernel does not support overlayfs (is the ove
 // unpack the layers with the ID map instead (Cache.UnpackAll with m, Mount WithIDMap(m)).
 var ErrNoIDMappedMounts = errors.New("idmapped mounts are not available")
 
+// ErrUserNamespaceHelper means the stopped child that lends idmapped mounts its user
+// namespace could not be made (ptrace refused, because moat itself is traced, say). It comes
+// wrapped together with ErrNoIDMappedMounts and says nothing about the kernel: callers should
+// not remember it as the kernel's answer.
+var ErrUserNamespaceHelper = errors.New("the user namespace helper could not be started")
+
 // The names Mount uses inside a container directory.
 const (
 	// RootfsDir is where the root filesystem is mounted, as an OCI bundle expects it.
@@ -421,7 +427,7 @@ func usernsFD(m IDMap) (int, error) {
 		Pdeathsig:   syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("%w: creating a user namespace: %w", ErrNoIDMappedMounts, err)
+		return -1, fmt.Errorf("%w: %w: creating a user namespace: %w", ErrNoIDMappedMounts, ErrUserNamespaceHelper, err)
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	cmd.Process.Kill()
