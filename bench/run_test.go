@@ -26,6 +26,7 @@ import (
 
 func TestMain(m *testing.M) {
 	backend.HandleShim()
+	engine.HandleAutoRemove()
 	code := m.Run()
 	if err := removeFirstRunDirs(); err != nil {
 		fmt.Fprintln(os.Stderr, "removing the first-run benchmarks' directories:", err)

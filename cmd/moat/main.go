@@ -13,12 +13,15 @@ import (
 
 	"github.com/moatsec/moat/internal/cli"
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/engine"
 )
 
 func main() {
-	// A detached container is held by this binary started again as a shim; that process
-	// becomes the shim here and never reaches the command line.
+	// A detached container is held by this binary started again as a shim, and a detached
+	// --rm container is removed by it started again once more when it ends; those processes
+	// become the shim or the remover here and never reach the command line.
 	backend.HandleShim()
+	engine.HandleAutoRemove()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

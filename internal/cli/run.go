@@ -103,7 +103,7 @@ exec, inspect and rm.`,
 	fs.StringVar(&o.DecisionLog, "decision-log", env.DecisionLog.Get(), `append the decision to this JSON-lines file; "-" for none (env MOAT_DECISION_LOG)`)
 	fs.StringVar(&o.Isolation, "isolation", "", "raise the isolation level: hardened or sandbox (vm is not available yet)")
 	fs.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime of the hardened level: runc or crun")
-	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits (a detached one: when moat next finds it exited)")
+	fs.BoolVar(&o.Remove, "rm", false, "remove the container when it exits")
 	fs.BoolVarP(&o.Detach, "detach", "d", false, "run in the background and print the container's ID; its output goes to its log (moat logs)")
 	fs.BoolVarP(&o.Interactive, "interactive", "i", false, "keep standard input open and pass it to the container")
 	fs.BoolVarP(&o.TTY, "tty", "t", false, "allocate a pseudo-terminal (with -i, standard input must be a terminal)")

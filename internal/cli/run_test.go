@@ -12,11 +12,13 @@ import (
 
 	"github.com/moatsec/moat/internal/runtime/backend"
 	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
+	"github.com/moatsec/moat/internal/runtime/engine"
 	"github.com/moatsec/moat/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	backend.HandleShim()
+	engine.HandleAutoRemove()
 	os.Exit(m.Run())
 }
 

@@ -106,6 +106,18 @@ type IO struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	Terminal *Terminal
+	// ExitCommand, for Create only, is run once the container has ended, its exit code is
+	// recorded and its shim has let go of it (so that Delete does not wait for the shim), in
+	// a session of its own with no stdio and nobody waiting for it: conmon's --exit-command.
+	// A caller without a daemon removes a --rm container with it.
+	ExitCommand *Command
+}
+
+// Command is a program to run: Path ("/proc/self/exe" is the program that created the
+// container, as the shim sees it), and Args, Args[0] the name it runs as.
+type Command struct {
+	Path string   `json:"path"`
+	Args []string `json:"args"`
 }
 
 // Terminal asks for a pseudo-terminal as the process's stdio.

@@ -518,6 +518,7 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 		ExitFile:    filepath.Join(dir, "exit"),
 		LockFile:    filepath.Join(dir, "shim.lock"),
 		HideCgroup2: c.hideCgroup2,
+		ExitCommand: stdio.ExitCommand,
 	}
 	logFile := filepath.Join(dir, "runtime.log")
 	sub := []string{"create", "--bundle", bundle, "--pid-file", cfg.PidFile}

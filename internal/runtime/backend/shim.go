@@ -69,6 +69,9 @@ type shimConfig struct {
 	// "{signal}" by the signal's number.
 	SignalArgv      []string `json:"signalArgv,omitempty"`
 	InternalPidFile string   `json:"internalPidFile,omitempty"`
+	// ExitCommand (detached only) is started once the process has ended, its exit code is
+	// written and everything below the shim is reaped, just before the shim exits.
+	ExitCommand *Command `json:"exitCommand,omitempty"`
 }
 
 type shimReport struct {
@@ -354,6 +357,7 @@ func shimMain(config string) int {
 	if master != nil {
 		out = copyPTYOutput(log, master)
 	}
+	exited := false
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)
@@ -361,9 +365,15 @@ func shimMain(config string) int {
 			continue
 		}
 		if err != nil {
-			return 0 // ECHILD: nothing left to reap
+			// ECHILD: nothing left to reap. The shim lets go of the container as it exits
+			// (its lock goes with it), so the exit command, which may delete it, runs after.
+			if exited && cfg.ExitCommand != nil {
+				startExitCommand(cfg.ExitCommand)
+			}
+			return 0
 		}
 		if got == pid {
+			exited = true
 			if out != nil {
 				// The log is complete before the exit code says the container has ended.
 				out.wait(grace)
@@ -488,4 +498,16 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// startExitCommand starts c in a session of its own, its stdio /dev/null, and does not wait:
+// its parent, the shim, is about to exit.
+func startExitCommand(c *Command) {
+	if c.Path == "" || len(c.Args) == 0 {
+		return
+	}
+	cmd := &exec.Cmd{Path: c.Path, Args: c.Args, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if err := cmd.Start(); err == nil {
+		cmd.Process.Release()
+	}
 }

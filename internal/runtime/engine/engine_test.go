@@ -25,6 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	backend.HandleShim()
+	HandleAutoRemove()
 	os.Exit(m.Run())
 }
 

@@ -46,6 +46,9 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 	}
 	defer log.Close()
 	bio := backend.IO{Stdout: log, Stderr: log}
+	if o.Remove {
+		bio.ExitCommand = e.autoRemoveCommand(c)
+	}
 	if o.IO.Terminal != nil {
 		// Nobody types into a detached container's terminal, and nobody resizes it.
 		bio.Terminal = &backend.Terminal{Size: o.IO.Terminal.Size}

@@ -192,24 +192,42 @@ func TestLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			// Detached with Remove: removed once it is found exited.
+			// Detached with Remove: removed when it ends, by this program started again by its
+			// shim (looked up without a status check, which would remove it too).
 			c, err = e.Start(ctx, img, RunOptions{Level: tc.level, Remove: true, Spec: spec.Options{Args: []string{"exit", "0"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				list, err := e.List(ctx, true)
+				_, err := e.lookup(c.ID)
+				if errors.Is(err, ErrNotFound) {
+					break
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(list) == 0 {
-					break
-				}
 				if time.Now().After(deadline) {
-					t.Fatalf("an exited --rm container stays: %+v", list[0])
+					t.Fatal("an exited --rm container was not removed when it ended")
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+			checkGone(t, e, dir, c)
+
+			// Where its program cannot be started again to remove it, the first List that
+			// finds it exited does.
+			autoRemoveHandled.Store(false)
+			c, err = e.Start(ctx, img, RunOptions{Level: tc.level, Remove: true, Spec: spec.Options{Args: []string{"exit", "0"}}})
+			autoRemoveHandled.Store(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitStatus(t, e, c.ID, StatusExited)
+			if _, err := e.lookup(c.ID); err != nil {
+				t.Fatalf("removed without an exit command: %v", err)
+			}
+			if list, err := e.List(ctx, true); err != nil || len(list) != 0 {
+				t.Fatalf("List left %v, %v", list, err)
 			}
 			checkGone(t, e, dir, c)
 		})

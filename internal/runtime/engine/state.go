@@ -42,8 +42,9 @@ type Container struct {
 	Command  []string `json:"command"`
 	Detached bool     `json:"detached"`
 	Terminal bool     `json:"terminal,omitempty"`
-	// AutoRemove removes the container when it exits (--rm). A detached one is removed by the
-	// first moat command that finds it exited.
+	// AutoRemove removes the container when it exits (--rm). A detached one is removed by
+	// the program its shim starts again as it ends (HandleAutoRemove), or else by the first
+	// List that finds it exited.
 	AutoRemove bool   `json:"autoRemove,omitempty"`
 	Status     Status `json:"status"`
 	// Pid is the container's init process on the host while it runs.

@@ -40,6 +40,7 @@ const (
 
 func TestMain(m *testing.M) {
 	backend.HandleShim()
+	engine.HandleAutoRemove()
 	os.Exit(m.Run())
 }
 

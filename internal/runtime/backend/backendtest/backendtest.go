@@ -65,6 +65,7 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"RunContextCancel", s.runContextCancel},
 		{"Detached", s.detached},
 		{"DetachedExit", s.detachedExit},
+		{"ExitCommand", s.exitCommand},
 		{"KilledOutside", s.killedOutside},
 		{"DeleteRunning", s.deleteRunning},
 		{"DeleteCreated", s.deleteCreated},
@@ -503,6 +504,41 @@ func (s *suite) detachedExit(t *testing.T, rt backend.Runtime) {
 	}
 	if err := rt.Kill(ctx(t), id, syscall.SIGTERM); err == nil {
 		t.Errorf("Kill of a stopped container: no error")
+	}
+	if err := rt.Delete(ctx(t), id, false); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+}
+
+// exitCommand: a detached container's exit command runs once it has ended, with its exit
+// code recorded by then.
+func (s *suite) exitCommand(t *testing.T, rt backend.Runtime) {
+	id := id(t, "e")
+	mark := filepath.Join(t.TempDir(), "ended")
+	cmd := &backend.Command{Path: "/bin/sh", Args: []string{"sh", "-c", `echo ended > "$0"`, mark}}
+	if err := rt.Create(ctx(t), id, s.bundle(t, []string{"exit", "3"}), backend.IO{ExitCommand: cmd}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, id)
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the exit command ran before the container started: %v", err)
+	}
+	if err := rt.Start(ctx(t), id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(mark); err == nil && string(b) == "ended\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the exit command did not run within 30s of the container's start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, err := rt.State(ctx(t), id)
+	if err != nil || st.Status != backend.Stopped || st.ExitCode != 3 {
+		t.Errorf("after the exit command: %+v %v, want stopped with exit code 3", st, err)
 	}
 	if err := rt.Delete(ctx(t), id, false); err != nil {
 		t.Fatalf("Delete: %v", err)
