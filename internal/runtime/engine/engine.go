@@ -195,26 +195,13 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // store (claiming its name), its directory, the unpacked layers, the root filesystem mount
 // and the runtime spec. Everything is checked before anything is created: the runtime binary,
 // the level, overlayfs, the name, then the options (user, mounts, command) against the image.
-// On error nothing of the container is left. release, never nil, lets go of what the runtime
-// needs only until it has created the container (a joined network namespace).
-func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (_ *Container, _ backend.Runtime, release func(), err error) {
-	release = func() {}
-	var netns *os.File
-	defer func() {
-		if netns == nil {
-			return
-		}
-		if err != nil {
-			netns.Close()
-		} else {
-			release = func() { netns.Close() }
-		}
-	}()
+// On error nothing of the container is left.
+func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (*Container, backend.Runtime, error) {
 	if img.Config == nil {
-		return nil, nil, release, fmt.Errorf("%s: the image has no configuration", img.Name)
+		return nil, nil, fmt.Errorf("%s: the image has no configuration", img.Name)
 	}
 	if img.Root != "" {
-		return nil, nil, release, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
+		return nil, nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
@@ -224,30 +211,24 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		name = "moat-" + id[:12]
 	}
 	if !validName.MatchString(name) {
-		return nil, nil, release, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
+		return nil, nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
 	}
 	rtName, err := e.runtimeName(o.Level)
 	if err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	rt, err := e.runtimeNamed(rtName)
 	if err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	if err := rootfs.CheckOverlay(); err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	level := o.Level
 	if level == "" {
 		level = spec.Hardened
 	}
 	so := o.Spec
-	if o.NetworkContainer != "" {
-		// Held until the runtime has created the container, which opens it by its path.
-		if netns, err = e.joinNetwork(ctx, o.NetworkContainer, level, &so); err != nil {
-			return nil, nil, release, err
-		}
-	}
 	m := spec.DefaultIDMap()
 	c := &Container{
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
@@ -256,7 +237,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}
 	if err := e.claim(c); err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	ok := false
 	defer func() {
@@ -265,10 +246,10 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		}
 	}()
 	if err := os.Mkdir(c.Dir, 0o711); err != nil {
-		return nil, nil, release, fmt.Errorf("creating the container's directory: %w", err)
+		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
 	}
 	if err := rootfs.MountScratch(c.Dir); err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
@@ -297,7 +278,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, append(writable, rootfs.WithIDMap(layerMap))...)
 	}
 	if err != nil {
-		return nil, nil, release, fmt.Errorf("assembling the root filesystem: %w", err)
+		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
 	so.Level = level
@@ -305,24 +286,24 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	so.CgroupsPath = "/moat/" + id
 	gen, err := spec.Generate(img.Config.Config, root, so)
 	if err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	c.Relaxations = gen.Relaxations
 	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {
-		return nil, nil, release, err
+		return nil, nil, err
 	}
 	if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), cfg, 0o600); err != nil {
-		return nil, nil, release, fmt.Errorf("writing the runtime spec: %w", err)
+		return nil, nil, fmt.Errorf("writing the runtime spec: %w", err)
 	}
 	if o.Prepared != nil {
 		if err := o.Prepared(c); err != nil {
-			return nil, nil, release, err
+			return nil, nil, err
 		}
 	}
 	ok = true
-	return c, rt, release, nil
+	return c, rt, nil
 }
 
 // mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.
@@ -385,11 +366,15 @@ func removeBundle(dir string) error {
 // layer, bundle, runtime state and record; the cached layers stay); without it the container
 // stays, exited, with its output in its log.
 func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Result, error) {
-	c, rt, release, err := e.create(ctx, img, o, false)
+	release, err := e.joinNetwork(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	c, rt, err := e.create(ctx, img, o, false)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{ID: c.ID, Name: c.Name, ExitCode: -1, Relaxations: c.Relaxations}
 	io := o.IO
 	var log *os.File
@@ -533,17 +518,21 @@ func checkSearchable(dir string) error {
 	}
 }
 
-// joinNetwork opens the network namespace of the running container ref for a container at
-// level to join, and points so at it. The namespace is opened, then the container is checked
-// to be running still with the same process, so that a PID reused meanwhile cannot hand over
-// another process's namespace; the runtime opens it through this process's descriptor, which
-// the caller keeps open until the container is created.
-func (e *Engine) joinNetwork(ctx context.Context, ref string, level spec.Level, so *spec.Options) (*os.File, error) {
-	if so.NetNSPath != "" || so.HostNetwork {
+// joinNetwork points o at the network namespace of the running container o.NetworkContainer
+// names, if any, and returns what lets go of it once the runtime has created the container
+// (never nil). The namespace is opened, then the container is checked to be running still
+// with the same process, so that a PID reused meanwhile cannot hand over another process's
+// namespace; the runtime opens it through this process's descriptor.
+func (e *Engine) joinNetwork(ctx context.Context, o *RunOptions) (func(), error) {
+	ref := o.NetworkContainer
+	if ref == "" {
+		return func() {}, nil
+	}
+	if o.Spec.NetNSPath != "" || o.Spec.HostNetwork {
 		return nil, errors.New("--network container: conflicts with another network")
 	}
-	if level != spec.Hardened {
-		return nil, fmt.Errorf("--network container:%s: a %s container keeps its network inside gVisor; only hardened containers share a network namespace", ref, level)
+	if o.Level != spec.Hardened && o.Level != "" {
+		return nil, fmt.Errorf("--network container:%s: a %s container keeps its network inside gVisor; only hardened containers share a network namespace", ref, o.Level)
 	}
 	c, _, err := e.running(ctx, ref)
 	if err != nil {
@@ -561,7 +550,7 @@ func (e *Engine) joinNetwork(ctx context.Context, ref string, level spec.Level, 
 		f.Close()
 		return nil, fmt.Errorf("--network container:%s: it stopped while its network namespace was being opened", c.Name)
 	}
-	so.NetNSPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
-	so.NetNSOf = "container:" + c.Name
-	return f, nil
+	o.Spec.NetNSPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	o.Spec.NetNSOf = "container:" + c.Name
+	return func() { f.Close() }, nil
 }

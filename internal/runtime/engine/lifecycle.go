@@ -28,11 +28,15 @@ var ErrNotRunning = backend.ErrNotRunning
 // go to its log (see Logs), and its standard input is empty — or, with a terminal, a terminal
 // nobody types into. It returns once the container's process has started.
 func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Container, error) {
-	c, rt, release, err := e.create(ctx, img, o, true)
+	release, err := e.joinNetwork(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	c, rt, err := e.create(ctx, img, o, true)
+	if err != nil {
+		return nil, err
+	}
 	fail := func(err error) (*Container, error) {
 		if derr := rt.Delete(context.WithoutCancel(ctx), c.ID, true); derr != nil && !errors.Is(derr, backend.ErrNotFound) {
 			e.log.Warn("deleting a container that failed to start", "container", c.Name, "error", derr)
