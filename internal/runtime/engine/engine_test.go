@@ -70,26 +70,10 @@ func TestRun(t *testing.T) {
 		t.Skip("runs real containers")
 	}
 	img := progImage(t)
-	for _, tc := range []struct {
-		name    string
-		level   spec.Level
-		runtime string
-	}{
-		{"hardened runc", spec.Hardened, "runc"},
-		{"hardened crun", spec.Hardened, "crun"},
-		{"sandbox runsc", spec.Sandbox, ""},
-	} {
+	for _, tc := range levels {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := engineDir(t)
-			opts := []Option{WithRuntimeBinary("runsc", testutil.Runsc(t))}
-			if tc.runtime != "" {
-				opts = append(opts, WithHardenedRuntime(tc.runtime))
-			}
-			e, err := New(dir, opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
+			e := newEngine(t, dir, tc.runtime)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			run := func(o RunOptions) (string, string, *Result) {
@@ -123,11 +107,7 @@ func TestRun(t *testing.T) {
 				t.Errorf("user app: %q", out)
 			}
 			// Nothing is left but the layer cache.
-			for _, d := range []string{"containers", "data"} {
-				if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
-					t.Errorf("%s left: %v", d, ents)
-				}
-			}
+			checkNoContainers(t, dir)
 		})
 	}
 }
@@ -185,11 +165,7 @@ func TestRunRefusals(t *testing.T) {
 	if cs, err := e.List(context.Background(), true); err != nil || len(cs) != 0 {
 		t.Errorf("containers recorded after refusals: %v %v", cs, err)
 	}
-	for _, d := range []string{"containers", "data"} {
-		if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
-			t.Errorf("%s left after refusals: %v", d, ents)
-		}
-	}
+	checkNoContainers(t, dir)
 	if _, err := New(engineDir(t), WithHardenedRuntime("docker")); err == nil {
 		t.Error("an unknown hardened runtime was accepted")
 	}
@@ -216,11 +192,7 @@ func TestBundleAndData(t *testing.T) {
 	}{{"hardened", spec.Hardened}, {"sandbox", spec.Sandbox}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := engineDir(t)
-			e, err := New(dir, WithRuntimeBinary("runsc", testutil.Runsc(t)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
+			e := newEngine(t, dir, "")
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			for _, writable := range []bool{false, true} {
@@ -277,11 +249,17 @@ func TestBundleAndData(t *testing.T) {
 			if err != nil || res.ExitCode != 0 {
 				t.Fatalf("--rm: %v %+v", err, res)
 			}
-			for _, d := range []string{"containers", "data"} {
-				if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
-					t.Errorf("--rm left %s/%v", d, ents)
-				}
-			}
+			checkNoContainers(t, dir)
 		})
+	}
+}
+
+// checkNoContainers checks that the engine in dir holds no container's bundle or data.
+func checkNoContainers(t *testing.T, dir string) {
+	t.Helper()
+	for _, d := range []string{"containers", "data"} {
+		if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
+			t.Errorf("%s/ holds %v", d, ents)
+		}
 	}
 }
