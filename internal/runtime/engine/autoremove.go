@@ -76,7 +76,7 @@ func autoRemoveMain(config string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := e.Inspect(ctx, cfg.ID)
-	if err != nil || c.Status != StatusExited || !c.AutoRemove {
+	if err != nil || !c.removable() {
 		return 1
 	}
 	if err := e.remove(ctx, c, false); err != nil {

@@ -86,6 +86,12 @@ func (c *Container) LogPath() string {
 	return filepath.Join(c.Data, logFile)
 }
 
+// removable reports whether c is a detached --rm container that has exited, which moat
+// removes rather than keeps.
+func (c *Container) removable() bool {
+	return c.Status == StatusExited && c.AutoRemove && c.Detached
+}
+
 // ShortID is the first 12 characters of the ID, as `moat ps` shows it.
 func (c *Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }
 
@@ -266,7 +272,7 @@ func (e *Engine) List(ctx context.Context, all bool) ([]*Container, error) {
 		if err := e.refresh(ctx, c); err != nil {
 			e.log.Warn("checking a container's status", "container", c.Name, "error", err)
 		}
-		if c.Status == StatusExited && c.AutoRemove && c.Detached {
+		if c.removable() {
 			if err := e.remove(ctx, c, false); err != nil {
 				e.log.Warn("removing an exited --rm container", "container", c.Name, "error", err)
 			} else {
