@@ -228,7 +228,6 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if level == "" {
 		level = spec.Hardened
 	}
-	so := o.Spec
 	m := spec.DefaultIDMap()
 	c := &Container{
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
@@ -281,6 +280,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
+	so := o.Spec
 	so.Level = level
 	so.IDMap = m
 	so.CgroupsPath = "/moat/" + id
@@ -437,7 +437,7 @@ func (e *Engine) idmappedLayers(ctx context.Context, m rootfs.IDMap) bool {
 			return
 		}
 		answer := "no"
-		if e.idmapped.Load() {
+		if yes {
 			answer = "yes"
 		}
 		if release != "" {
