@@ -74,3 +74,29 @@ func TestCreateRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{"a", true},
+		{"0", true},
+		{"web-1.prod_2", true},
+		{strings.Repeat("x", 128), true},
+		{"", false},
+		{strings.Repeat("x", 129), false},
+		{"-x", false},
+		{".x", false},
+		{"_x", false},
+		{"..", false},
+		{"a/b", false},
+		{"a b", false},
+		{"é", false},
+		{"a\x00", false},
+	} {
+		if got := backend.ValidID(tt.id); got != tt.want {
+			t.Errorf("ValidID(%q) = %t, want %t", tt.id, got, tt.want)
+		}
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,8 +188,6 @@ type Result struct {
 	Relaxations []spec.Relaxation
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-
 // create makes everything a container needs before its process starts: its record in the
 // store (claiming its name), its directory, the unpacked layers, the root filesystem mount
 // and the runtime spec. Everything is checked before anything is created: the runtime binary,
@@ -210,7 +207,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if name == "" {
 		name = "moat-" + id[:12]
 	}
-	if !validName.MatchString(name) {
+	if !backend.ValidID(name) {
 		return nil, nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
 	}
 	rtName, err := e.runtimeName(o.Level)
