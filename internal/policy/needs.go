@@ -1,7 +1,5 @@
 package policy
 
-import "regexp"
-
 // Needs says which evidence a policy's rules can look at, so that whoever gathers evidence
 // does only the work that can change the decision: no registry round trips for signatures
 // nobody requires, no scan for a policy without vulnerability limits.
@@ -17,7 +15,7 @@ type Needs struct {
 
 // celReads finds the evidence variables an expression names. It errs towards gathering: a
 // name inside a string literal counts too.
-var celReads = regexp.MustCompile(`\b(evidence|signatures|attestations|sbom|findings|database)\b`)
+var celReads = lazyRegexp(`\b(evidence|signatures|attestations|sbom|findings|database)\b`)
 
 // Needs returns the evidence p's rules can look at.
 func (p *Policy) Needs() Needs {
@@ -28,7 +26,7 @@ func (p *Policy) Needs() Needs {
 		n.Attestations = n.Attestations || len(req.Attestations) > 0
 		n.Scan = n.Scan || req.Vulnerabilities != nil
 		for _, src := range req.CEL {
-			for _, m := range celReads.FindAllString(src, -1) {
+			for _, m := range celReads().FindAllString(src, -1) {
 				switch m {
 				case "evidence":
 					n = Needs{Signatures: true, Attestations: true, Scan: true}

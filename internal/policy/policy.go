@@ -1,7 +1,9 @@
-// Package policy holds moat's trust policy: its types, loading and validation against the
-// published schema (docs/formats/policy.schema.json), and the evaluation of a policy over
-// the evidence gathered for one image. Evaluation is pure and fails closed: it does no I/O,
-// and anything it cannot establish is a deny.
+// Package policy holds moat's trust policy: its types, loading and validation, and the
+// evaluation of a policy over the evidence gathered for one image. The validation enforces
+// the published schema (docs/formats/policy.schema.json), written out in Go so that each
+// problem is placed at its line; a conformance test checks it against the schema itself.
+// Evaluation is pure and fails closed: it does no I/O, and anything it cannot establish is a
+// deny.
 package policy
 
 import (
@@ -17,14 +19,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
 )
 
@@ -221,9 +218,9 @@ func Load(name string) (*Policy, error) {
 // maxPolicySize bounds what Parse accepts; policies are small and the input may not be.
 const maxPolicySize = 4 << 20
 
-// Parse validates data (one YAML document) against the schema, decodes it, checks what the
-// schema cannot (key references, globs, durations, unique rule names) and compiles every
-// CEL expression. Problems are *Error values (several joined), each with the line.
+// Parse validates data (one YAML document) against the published schema, decodes it,
+// checks what the schema cannot (key references, globs, durations, unique rule names) and
+// compiles every CEL expression. Problems are *Error values (several joined), each with the line.
 func Parse(name string, data []byte) (*Policy, error) {
 	if len(data) > maxPolicySize {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("policy file is larger than %d bytes", maxPolicySize)}
@@ -232,20 +229,12 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, &Error{File: name, Line: yamlErrorLine(err), Msg: err.Error()}
 	}
-	inst, err := toJSONValue(root)
-	if err != nil {
-		return nil, &Error{File: name, Line: root.Line, Column: root.Column, Msg: err.Error()}
-	}
-	sch, err := compiledSchema()
-	if err != nil {
-		return nil, fmt.Errorf("compiling policy schema: %w", err)
-	}
-	if err := sch.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			return nil, &Error{File: name, Msg: err.Error()}
-		}
-		return nil, schemaErrors(name, root, ve)
+	switch errs := validateStructure(name, root); len(errs) {
+	case 0:
+	case 1:
+		return nil, errs[0]
+	default:
+		return nil, errors.Join(errs...)
 	}
 	p := &Policy{Source: name}
 	if err := root.Decode(p); err != nil {
@@ -304,9 +293,9 @@ func yamlErrorLine(err error) int {
 	return n
 }
 
-// toJSONValue converts a YAML node tree to the values encoding/json would produce, for the
-// schema validator. Aliases are refused: a policy has no use for them and they allow
-// exponential expansion.
+// toJSONValue converts a YAML node tree to the values encoding/json would produce, for
+// decodeStrict; policy files are checked over the node tree by validateStructure. Aliases
+// are refused: a policy has no use for them and they allow exponential expansion.
 func toJSONValue(n *yaml.Node) (any, error) {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -359,94 +348,6 @@ func toJSONValue(n *yaml.Node) (any, error) {
 		return nil, fmt.Errorf("line %d: YAML aliases are not allowed in a policy", n.Line)
 	}
 	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
-}
-
-var (
-	schemaOnce sync.Once
-	schemaVal  *jsonschema.Schema
-	schemaErr  error
-)
-
-func compiledSchema() (*jsonschema.Schema, error) {
-	schemaOnce.Do(func() {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-		if err != nil {
-			schemaErr = err
-			return
-		}
-		c := jsonschema.NewCompiler()
-		const id = "https://moat.dev/schemas/policy/v1/policy.schema.json"
-		if err := c.AddResource(id, doc); err != nil {
-			schemaErr = err
-			return
-		}
-		schemaVal, schemaErr = c.Compile(id)
-	})
-	return schemaVal, schemaErr
-}
-
-var printer = message.NewPrinter(language.English)
-
-// schemaErrors flattens a validation error to its leaves and places each at the line of
-// the value it is about.
-func schemaErrors(name string, root *yaml.Node, ve *jsonschema.ValidationError) error {
-	var leaves []*jsonschema.ValidationError
-	var walk func(*jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			leaves = append(leaves, e)
-			return
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	var errs []error
-	seen := map[string]bool{}
-	for _, l := range leaves {
-		loc := l.InstanceLocation
-		msg := l.ErrorKind.LocalizedString(printer)
-		if ap, ok := l.ErrorKind.(*kind.AdditionalProperties); ok && len(ap.Properties) > 0 {
-			// Point at the unknown key itself, which is the likely typo.
-			loc = append(append([]string(nil), loc...), ap.Properties[0])
-			msg = fmt.Sprintf("unknown field %q", ap.Properties[0])
-			if len(ap.Properties) > 1 {
-				msg = "unknown fields " + quoteAll(ap.Properties)
-			}
-		}
-		if pk, ok := l.ErrorKind.(*kind.Pattern); ok && strings.HasSuffix(l.SchemaURL, "#/$defs/duration") {
-			msg = fmt.Sprintf("invalid duration %q (want a Go duration such as 72h or whole days such as 7d)", pk.Got)
-		}
-		if pk, ok := l.ErrorKind.(*kind.Pattern); ok && strings.HasSuffix(l.SchemaURL, "#/$defs/relaxation") {
-			k, _, _ := strings.Cut(pk.Got, ":")
-			msg = fmt.Sprintf("unknown relaxation kind %q (want KIND or KIND:VALUE, KIND one of %s)", k, strings.Join(relaxationKinds, ", "))
-		}
-		n, keyNode := nodeAt(root, loc)
-		line, col := 0, 0
-		if keyNode != nil {
-			line, col = keyNode.Line, keyNode.Column
-		} else if n != nil {
-			line, col = n.Line, n.Column
-		}
-		e := &Error{File: name, Line: line, Column: col, Path: "/" + strings.Join(loc, "/"), Msg: msg}
-		if s := e.Error(); !seen[s] {
-			seen[s] = true
-			errs = append(errs, e)
-		}
-	}
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return errors.Join(errs...)
-}
-
-func quoteAll(s []string) string {
-	q := make([]string, len(s))
-	for i, v := range s {
-		q[i] = strconv.Quote(v)
-	}
-	return strings.Join(q, ", ")
 }
 
 // nodeAt follows a JSON-pointer-like location through the YAML tree. For a location ending

@@ -206,85 +206,88 @@ func TestEvaluateNil(t *testing.T) {
 	}
 }
 
-func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		line int
-		want string
-	}{
-		{"typo in field", header + `  - name: a
+// parseErrorTests are documents Parse refuses, with the line and a text of the error. The
+// schema conformance test reads them too.
+var parseErrorTests = []struct {
+	name string
+	doc  string
+	line int
+	want string
+}{
+	{"typo in field", header + `  - name: a
     action: allow
     isolation: sandbox
     requier: {}
 `, 10, `unknown field "requier"`},
-		{"typo nested", header + `  - name: a
+	{"typo nested", header + `  - name: a
     action: allow
     isolation: sandbox
     require:
       signatures: {keys: [release], treshold: 1}
 `, 11, `unknown field "treshold"`},
-		{"wrong type", header + `  - name: a
+	{"wrong type", header + `  - name: a
     action: allow
     isolation: sandbox
     require:
       config: {nonRoot: "yes"}
 `, 11, "got string, want boolean"},
-		{"bad enum", header + `  - name: a
+	{"bad enum", header + `  - name: a
     action: maybe
 `, 8, "action"},
-		{"allow without isolation", header + `  - name: a
+	{"allow without isolation", header + `  - name: a
     action: allow
 `, 7, "isolation"},
-		{"bad glob", header + `  - name: a
+	{"bad glob", header + `  - name: a
     action: deny
     match:
       images: ["registry.example.com/[abc"]
 `, 10, "malformed glob"},
-		{"bad duration", header + `  - name: a
+	{"bad duration", header + `  - name: a
     action: deny
     require:
       vulnerabilities:
         maxDatabaseAge: 3 days
 `, 11, `invalid duration "3 days"`},
-		{"bad cel syntax", header + `  - name: a
+	{"bad cel syntax", header + `  - name: a
     action: deny
     require:
       cel:
         - 'image.registry =='
 `, 11, "CEL"},
-		{"bad cel field", header + `  - name: a
+	{"bad cel field", header + `  - name: a
     action: deny
     require:
       cel:
         - 'image.registri == "x"'
 `, 11, "registri"},
-		{"cel not bool", header + `  - name: a
+	{"cel not bool", header + `  - name: a
     action: deny
     require:
       cel: ['sbom.total']
 `, 10, "not bool"},
-		{"unknown key", header + `  - name: a
+	{"unknown key", header + `  - name: a
     action: deny
     require:
       signatures: {keys: [nobody]}
 `, 10, `unknown key "nobody"`},
-		{"threshold too high", header + `  - name: a
+	{"threshold too high", header + `  - name: a
     action: deny
     require:
       signatures:
         keys: [release]
         threshold: 2
 `, 12, "threshold 2"},
-		{"duplicate rule", header + `  - {name: a, action: deny}
+	{"duplicate rule", header + `  - {name: a, action: deny}
   - {name: a, action: deny}
 `, 8, "already used"},
-		{"wrong apiVersion", strings.Replace(header, "moat.dev/v1", "moat.dev/v2", 1) + "  - {name: a, action: deny}\n", 1, "apiVersion"},
-		{"no rules", "apiVersion: moat.dev/v1\nkind: Policy\n", 1, "rules"},
-		{"yaml syntax", header + "  - {name: a, action: deny\n", 6, "yaml"},
-		{"two documents", header + "  - {name: a, action: deny}\n---\nfoo: 1\n", 8, "one YAML document"},
-	}
-	for _, tt := range tests {
+	{"wrong apiVersion", strings.Replace(header, "moat.dev/v1", "moat.dev/v2", 1) + "  - {name: a, action: deny}\n", 1, "apiVersion"},
+	{"no rules", "apiVersion: moat.dev/v1\nkind: Policy\n", 1, "rules"},
+	{"yaml syntax", header + "  - {name: a, action: deny\n", 6, "yaml"},
+	{"two documents", header + "  - {name: a, action: deny}\n---\nfoo: 1\n", 8, "one YAML document"},
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range parseErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("p.yaml", []byte(tt.doc))
 			if err == nil {
