@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -97,12 +96,7 @@ func benchPair(b *testing.B, level spec.Level, command func(root, bundle, id str
 	eng() // fills the layer cache
 	var bares, engines, diffs []float64
 	for b.Loop() {
-		t0 := time.Now()
-		bare()
-		t1 := time.Now()
-		eng()
-		t2 := time.Now()
-		bm, em := t1.Sub(t0).Seconds()*1e3, t2.Sub(t1).Seconds()*1e3
+		bm, em := timed(bare), timed(eng)
 		bares, engines, diffs = append(bares, bm), append(engines, em), append(diffs, em-bm)
 	}
 	b.ReportMetric(median(bares), "bare-ms")

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
+	"github.com/moatsec/moat/internal/runtime/spec"
+	"github.com/moatsec/moat/internal/testutil"
+)
+
+// BenchmarkRunCommandRunc times `moat run --rm IMAGE exit 0` as a user waits for it: the
+// whole moat command (process start, no policy, the decision log, the engine, runc, removal)
+// against `runc run` of a bundle holding the same spec and an unpacked root (what a user of
+// bare runc waits for). Each iteration runs both, one after the other; the metrics are the
+// medians of each and of the per-iteration differences (target: within 20 ms).
+//
+// The moat binary is MOAT_BIN when set (make bench sets bin/moat), else built here.
+func BenchmarkRunCommandRunc(b *testing.B) {
+	bare := bareRunner(b, spec.Hardened, func(root, bundle, id string) *exec.Cmd {
+		return exec.Command("runc", "--root", root, "run", "--bundle", bundle, id)
+	})
+	moat := moatCommand(b)
+	bare()
+	moat() // fills the layer cache
+	var bares, moats, diffs []float64
+	for b.Loop() {
+		bm, mm := timed(bare), timed(moat)
+		bares, moats, diffs = append(bares, bm), append(moats, mm), append(diffs, mm-bm)
+	}
+	b.ReportMetric(median(bares), "bare-ms")
+	b.ReportMetric(median(moats), "moat-ms")
+	b.ReportMetric(median(diffs), "over-ms")
+}
+
+// moatCommand returns a function that runs the test program's one-file image with the moat
+// binary, in a MOAT_HOME of its own, as `moat run --rm oci-dir:DIR exit 0`.
+func moatCommand(b *testing.B) func() {
+	bin := moatBinary(b)
+	data, err := os.ReadFile(backendtest.BuildProg(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := testutil.Image(b, testutil.Layer(b, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(data))))
+	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/bin/prog"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref := "oci-dir:" + testutil.OCIDir(b, img)
+	home := reachable(b)
+	env := append(withoutTMPDIR(), "MOAT_HOME="+home)
+	b.Cleanup(func() {
+		// The engine's directory holds the layer cache, owned by the containers' ID range.
+		exec.Command("rm", "-rf", filepath.Join(home, "state")).Run()
+	})
+	return func() {
+		cmd := exec.Command(bin, "run", "--rm", ref, "exit", "0")
+		cmd.Env = env
+		cmd.Stderr = io.Discard
+		if out, err := cmd.Output(); err != nil {
+			b.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+	}
+}
+
+// moatBinary is MOAT_BIN, or moat built into the benchmark's temporary directory (the Go
+// build cache makes every build after the first a link).
+func moatBinary(b *testing.B) string {
+	if p := os.Getenv("MOAT_BIN"); p != "" {
+		p, err := filepath.Abs(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	bin := filepath.Join(b.TempDir(), "moat")
+	args := []string{"build"}
+	if tags := os.Getenv("TAGS"); tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, "-o", bin, "github.com/moatsec/moat/cmd/moat")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building moat: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// timed runs f and returns how long it took, in milliseconds.
+func timed(f func()) float64 {
+	t := time.Now()
+	f()
+	return time.Since(t).Seconds() * 1e3
+}
