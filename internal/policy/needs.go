@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/moatsec/moat/internal/lazyregexp"
+
 // Needs says which evidence a policy's rules can look at, so that whoever gathers evidence
 // does only the work that can change the decision: no registry round trips for signatures
 // nobody requires, no scan for a policy without vulnerability limits.
@@ -15,7 +17,7 @@ type Needs struct {
 
 // celReads finds the evidence variables an expression names. It errs towards gathering: a
 // name inside a string literal counts too.
-var celReads = lazyRegexp(`\b(evidence|signatures|attestations|sbom|findings|database)\b`)
+var celReads = lazyregexp.New(`\b(evidence|signatures|attestations|sbom|findings|database)\b`)
 
 // Needs returns the evidence p's rules can look at.
 func (p *Policy) Needs() Needs {

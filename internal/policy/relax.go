@@ -3,9 +3,10 @@ package policy
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // Relaxation is one loosening of the hardened confinement a container asks for, as the runtime
@@ -93,8 +94,8 @@ type permit struct {
 }
 
 var (
-	capName = regexp.MustCompile(`^CAP_[A-Z0-9_]+$`)
-	digest  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	capName = lazyregexp.New(`^CAP_[A-Z0-9_]+$`)
+	digest  = lazyregexp.New(`^sha256:[0-9a-f]{64}$`)
 )
 
 // parsePermit reads and checks one entry of a rule's relaxations.
@@ -115,7 +116,7 @@ func parsePermit(s string) (permit, error) {
 		if !strings.HasPrefix(c, "CAP_") {
 			c = "CAP_" + c
 		}
-		if !capName.MatchString(c) || c == "CAP_ALL" {
+		if !capName().MatchString(c) || c == "CAP_ALL" {
 			return p, fmt.Errorf("relaxation %q: %q is not a capability name such as CAP_NET_ADMIN (ALL is written %q)", s, value, kind)
 		}
 		p.value = c
@@ -125,7 +126,7 @@ func parsePermit(s string) (permit, error) {
 		}
 		p.value = value
 	case RelaxSeccompProfile:
-		if !digest.MatchString(value) {
+		if !digest().MatchString(value) {
 			return p, fmt.Errorf("relaxation %q: a seccomp profile is permitted by the digest of its file: seccomp-profile:sha256:<64 hex digits>", s)
 		}
 		p.value = value

@@ -1,8 +1,9 @@
 package policy
 
 import (
-	"regexp"
 	"strings"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // Secret detection for the noSecretsInEnv requirement. An environment entry holds a secret
@@ -23,7 +24,7 @@ var (
 		"_PASSWORD", "_PASSWD", "_PASS", "_SECRET", "_SECRET_KEY", "_TOKEN",
 		"_API_KEY", "_APIKEY", "_ACCESS_KEY", "_PRIVATE_KEY", "_CREDENTIALS",
 	}
-	secretValue = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----|\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20}\b|\bxox[baprs]-[A-Za-z0-9-]{10,}`)
+	secretValue = lazyregexp.New(`-----BEGIN [A-Z ]*PRIVATE KEY-----|\b(AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20}\b|\bxox[baprs]-[A-Za-z0-9-]{10,}`)
 )
 
 // SecretsInEnv returns the names of the "NAME=value" entries of env that hold a secret,
@@ -35,7 +36,7 @@ func SecretsInEnv(env []string) []string {
 		if value == "" {
 			continue
 		}
-		if secretName(strings.ToUpper(name)) || secretValue.MatchString(value) {
+		if secretName(strings.ToUpper(name)) || secretValue().MatchString(value) {
 			names = append(names, name)
 		}
 	}

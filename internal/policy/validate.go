@@ -10,9 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // This file enforces policy.schema.json over the YAML node tree, so that every problem is
@@ -144,18 +145,13 @@ var (
 // expressions, which differ from Go's only beyond ASCII here (ECMA's \s also matches Unicode
 // spaces, its . does not match \r); Go's reading is kept, as the JSON Schema library of the
 // conformance test also uses it, and those characters have no place in these values anyway.
-// They are compiled when a policy is first read, not at every start of the program.
 var (
-	keyNamePattern      = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	durationPattern     = lazyRegexp(`^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`)
-	relaxationPattern   = lazyRegexp(`^(cap-add|writable-rootfs|network|seccomp-unconfined|seccomp-profile|new-privileges|unlimited|bind-mount)(:.*)?$`)
-	predicateURIPattern = lazyRegexp(`^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$`)
+	keyNamePattern      = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	durationPattern     = lazyregexp.New(`^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`)
+	relaxationPattern   = lazyregexp.New(`^(cap-add|writable-rootfs|network|seccomp-unconfined|seccomp-profile|new-privileges|unlimited|bind-mount)(:.*)?$`)
+	predicateURIPattern = lazyregexp.New(`^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$`)
 )
 
-// lazyRegexp returns a function that compiles expr on its first call.
-func lazyRegexp(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
-}
 
 // checkDuration is the schema's duration pattern.
 func checkDuration(s string) string {

@@ -1,13 +1,14 @@
 package sbom
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
-var pypiNormalize = regexp.MustCompile(`[-_.]+`)
+var pypiNormalize = lazyregexp.New(`[-_.]+`)
 
 // PURL returns the package URL (https://github.com/package-url/purl-spec) of p. OS packages are
 // qualified with the distribution in rel, the way Trivy and Syft write them, so that tools that
@@ -49,7 +50,7 @@ func PURL(p Package, rel *Release) string {
 			ns, name = name[:i], name[i+1:]
 		}
 	case TypePyPI:
-		name = strings.ToLower(pypiNormalize.ReplaceAllString(name, "-"))
+		name = strings.ToLower(pypiNormalize().ReplaceAllString(name, "-"))
 	case TypeMaven:
 		if g, a, ok := strings.Cut(name, ":"); ok {
 			ns, name = g, a

@@ -2,9 +2,10 @@ package vuln
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // Source is a read view of an advisory database. Implementations must be safe for concurrent
@@ -19,7 +20,7 @@ type Source interface {
 	Ecosystems(ctx context.Context) (map[string]int, error)
 }
 
-var pep503 = regexp.MustCompile(`[-_.]+`)
+var pep503 = lazyregexp.New(`[-_.]+`)
 
 // NormalizeName returns the form of a package name under which the database indexes it:
 // PEP 503 normalisation for PyPI, lower case where the ecosystem's registry is
@@ -29,7 +30,7 @@ func NormalizeName(ecosystem, name string) string {
 	eco, _, _ := strings.Cut(ecosystem, ":")
 	switch eco {
 	case "PyPI":
-		return strings.ToLower(pep503.ReplaceAllString(name, "-"))
+		return strings.ToLower(pep503().ReplaceAllString(name, "-"))
 	case "NuGet", "Packagist":
 		return strings.ToLower(name)
 	}

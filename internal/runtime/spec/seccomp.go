@@ -12,12 +12,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // ProfileHardened is the name of the built-in seccomp profile every container gets by default.
@@ -196,7 +197,7 @@ var (
 	knownFlags = []specs.LinuxSeccompFlag{
 		specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv,
 	}
-	syscallName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	syscallName = lazyregexp.New(`^[a-z_][a-z0-9_]*$`)
 )
 
 // maxErrno is the largest errno seccomp can return (SECCOMP_RET_DATA is 16 bits, the kernel's
@@ -229,7 +230,7 @@ func validateSeccomp(sc *specs.LinuxSeccomp) error {
 			return fmt.Errorf("%s: names is empty", where)
 		}
 		for _, n := range s.Names {
-			if !syscallName.MatchString(n) {
+			if !syscallName().MatchString(n) {
 				return fmt.Errorf("%s: %q is not a system call name", where, n)
 			}
 		}

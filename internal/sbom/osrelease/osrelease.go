@@ -28,9 +28,9 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"strings"
 
+	"github.com/moatsec/moat/internal/lazyregexp"
 	"github.com/moatsec/moat/internal/sbom"
 )
 
@@ -223,12 +223,12 @@ func token(s string) string {
 	return s
 }
 
-var idPattern = regexp.MustCompile(`^[a-z0-9._-]+$`)
+var idPattern = lazyregexp.New(`^[a-z0-9._-]+$`)
 
 // normID lowercases an ID and rejects what os-release(5) does not allow in one.
 func normID(s string) string {
 	s = strings.ToLower(token(s))
-	if !idPattern.MatchString(s) {
+	if !idPattern().MatchString(s) {
 		return ""
 	}
 	return s
@@ -296,19 +296,19 @@ var debianCodenames = map[string]string{
 	"12": "bookworm", "13": "trixie", "14": "forky", "15": "duke",
 }
 
-var debianNumeric = regexp.MustCompile(`^([0-9]+)(\.[0-9]+)*$`)
-var debianCodename = regexp.MustCompile(`^([a-z]+)/sid$`)
+var debianNumeric = lazyregexp.New(`^([0-9]+)(\.[0-9]+)*$`)
+var debianCodename = lazyregexp.New(`^([a-z]+)/sid$`)
 
 func parseDebianVersion(data []byte) (*sbom.Release, error) {
 	v := token(firstLine(data))
 	rel := &sbom.Release{ID: "debian"}
 	switch {
-	case debianNumeric.MatchString(v):
-		rel.VersionID = debianNumeric.FindStringSubmatch(v)[1]
+	case debianNumeric().MatchString(v):
+		rel.VersionID = debianNumeric().FindStringSubmatch(v)[1]
 		rel.VersionCodename = debianCodenames[rel.VersionID]
 		rel.PrettyName = "Debian GNU/Linux " + v
-	case debianCodename.MatchString(v):
-		rel.VersionCodename = debianCodename.FindStringSubmatch(v)[1]
+	case debianCodename().MatchString(v):
+		rel.VersionCodename = debianCodename().FindStringSubmatch(v)[1]
 		rel.PrettyName = "Debian GNU/Linux " + v
 	case v == "sid" || v == "unstable":
 		rel.VersionCodename = "sid"
@@ -319,11 +319,11 @@ func parseDebianVersion(data []byte) (*sbom.Release, error) {
 	return rel, nil
 }
 
-var alpineVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+)?([_.][a-z0-9]+)*$`)
+var alpineVersion = lazyregexp.New(`^[0-9]+\.[0-9]+(\.[0-9]+)?([_.][a-z0-9]+)*$`)
 
 func parseAlpineRelease(data []byte) (*sbom.Release, error) {
 	v := token(firstLine(data))
-	if !alpineVersion.MatchString(v) {
+	if !alpineVersion().MatchString(v) {
 		return nil, fmt.Errorf("unrecognised Alpine version %q", clean(firstLine(data)))
 	}
 	return &sbom.Release{ID: "alpine", VersionID: v, PrettyName: "Alpine Linux v" + v}, nil
@@ -345,11 +345,11 @@ var rpmDistros = []struct {
 	{"oracle linux", "ol", false},
 }
 
-var rpmReleaseLine = regexp.MustCompile(`^(.+?)\s+release\s+([0-9][0-9A-Za-z._-]*)`)
+var rpmReleaseLine = lazyregexp.New(`^(.+?)\s+release\s+([0-9][0-9A-Za-z._-]*)`)
 
 func parseRPMRelease(data []byte, fallbackID string) (*sbom.Release, error) {
 	line := clean(firstLine(data))
-	m := rpmReleaseLine.FindStringSubmatch(line)
+	m := rpmReleaseLine().FindStringSubmatch(line)
 	if m == nil {
 		return nil, fmt.Errorf("unrecognised release line %q", line)
 	}

@@ -13,9 +13,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
+	"github.com/moatsec/moat/internal/lazyregexp"
 	"github.com/moatsec/moat/internal/sbom"
 )
 
@@ -62,23 +62,14 @@ func (*Cataloger) Match(fi sbom.FileInfo) bool {
 // the bracket pairs), optionally frozen.
 const literal = `(?:"([^"\\\n]*)"|'([^'\\\n]*)'|%q\{([^}\n]*)\}|%q<([^>\n]*)>|%q\(([^)\n]*)\)|%q\[([^\]\n]*)\])(?:\.freeze)?`
 
-// specRegexps are the expressions that read a specification's fields.
-type specRegexps struct {
-	literal, name, version, platform, license, licenses *regexp.Regexp
-}
-
-// regexps compiles the expressions the first time a specification is read, not at every
-// start of the program.
-var regexps = sync.OnceValue(func() *specRegexps {
-	return &specRegexps{
-		literal:  regexp.MustCompile(literal),
-		name:     regexp.MustCompile(`(?m)^\s*\w+\.name\s*=\s*` + literal),
-		version:  regexp.MustCompile(`(?m)^\s*\w+\.version\s*=\s*(?:Gem::Version\.new\(\s*)?` + literal),
-		platform: regexp.MustCompile(`(?m)^\s*\w+\.platform\s*=\s*` + literal),
-		license:  regexp.MustCompile(`(?m)^\s*\w+\.license\s*=\s*` + literal),
-		licenses: regexp.MustCompile(`(?m)^\s*\w+\.licenses\s*=\s*\[([^\]\n]*)\]`),
-	}
-})
+var (
+	literalRe  = lazyregexp.New(literal)
+	nameRe     = lazyregexp.New(`(?m)^\s*\w+\.name\s*=\s*` + literal)
+	versionRe  = lazyregexp.New(`(?m)^\s*\w+\.version\s*=\s*(?:Gem::Version\.new\(\s*)?` + literal)
+	platformRe = lazyregexp.New(`(?m)^\s*\w+\.platform\s*=\s*` + literal)
+	licenseRe  = lazyregexp.New(`(?m)^\s*\w+\.license\s*=\s*` + literal)
+	licensesRe = lazyregexp.New(`(?m)^\s*\w+\.licenses\s*=\s*\[([^\]\n]*)\]`)
+)
 
 // Parse implements sbom.Cataloger.
 func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content) (*sbom.Result, error) {
@@ -95,9 +86,8 @@ func (c *Cataloger) Parse(ctx context.Context, fi sbom.FileInfo, r sbom.Content)
 	text := string(data)
 	res := &sbom.Result{}
 
-	re := regexps()
-	name, version := first(re.name, text), first(re.version, text)
-	platform := first(re.platform, text)
+	name, version := first(nameRe(), text), first(versionRe(), text)
+	platform := first(platformRe(), text)
 	fullName := strings.TrimSuffix(path.Base(fi.Path), suffix)
 	fileName, fileVersion, ok := splitFullName(fullName, platform)
 	switch {
@@ -152,13 +142,12 @@ func licenses(text string) []string {
 			out = append(out, l)
 		}
 	}
-	re := regexps()
-	if m := re.licenses.FindStringSubmatch(text); m != nil {
-		for _, lm := range re.literal.FindAllStringSubmatch(m[1], maxLicenses) {
+	if m := licensesRe().FindStringSubmatch(text); m != nil {
+		for _, lm := range literalRe().FindAllStringSubmatch(m[1], maxLicenses) {
 			add(literalValue(lm))
 		}
 	}
-	if m := re.license.FindStringSubmatch(text); m != nil {
+	if m := licenseRe().FindStringSubmatch(text); m != nil {
 		add(literalValue(m))
 	}
 	return out

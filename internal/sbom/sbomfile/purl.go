@@ -2,11 +2,11 @@ package sbomfile
 
 import (
 	"cmp"
-	"regexp"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/moatsec/moat/internal/lazyregexp"
 	"github.com/moatsec/moat/internal/sbom"
 )
 
@@ -142,11 +142,11 @@ func spelling(t sbom.Type, fromPURL, name, group string) string {
 	return fromPURL
 }
 
-var pypiSeparators = regexp.MustCompile(`[-_.]+`)
+var pypiSeparators = lazyregexp.New(`[-_.]+`)
 
 func sameName(t sbom.Type, a, b string) bool {
 	if t == sbom.TypePyPI {
-		return strings.EqualFold(pypiSeparators.ReplaceAllString(a, "-"), pypiSeparators.ReplaceAllString(b, "-"))
+		return strings.EqualFold(pypiSeparators().ReplaceAllString(a, "-"), pypiSeparators().ReplaceAllString(b, "-"))
 	}
 	return strings.EqualFold(a, b)
 }

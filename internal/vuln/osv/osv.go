@@ -14,13 +14,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/moatsec/moat/internal/lazyregexp"
 )
 
 // MaxRecordSize is the largest record Parse accepts, in bytes. Real records are far smaller
@@ -149,12 +150,12 @@ func quote(s string) string {
 }
 
 // position finds where protojson's errors say the fault is.
-var position = regexp.MustCompile(`\(line (\d+):(\d+)\)`)
+var position = lazyregexp.New(`\(line (\d+):(\d+)\)`)
 
 // near quotes the record's text around the place a protojson error points at, which names the
 // field when the error itself does not (a malformed timestamp, a string for a list).
 func near(data []byte, err error) string {
-	m := position.FindStringSubmatch(err.Error())
+	m := position().FindStringSubmatch(err.Error())
 	if m == nil {
 		return ""
 	}
