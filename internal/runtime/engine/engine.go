@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,7 +226,23 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if level == "" {
 		level = spec.Hardened
 	}
+	// What only waits on the CPU (the spec's JSON machinery) or on the kernel (a user
+	// namespace for idmapped layers) starts now, in the background, while the store and the
+	// mounts below wait on the disk.
+	go spec.Warm()
 	m := spec.DefaultIDMap()
+	// Where the kernel can mount layers idmapped, they are cached as the tar records them
+	// (owned by host IDs no container maps to, so that not even a container root that broke
+	// out can write to what every container shares) and mounted through the container's
+	// mapping. Elsewhere they are cached shifted into the mapping.
+	layerMap := rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
+	unpackMap, mountOpt := layerMap, rootfs.WithIDMap(layerMap)
+	var userns *pendingUserNamespace
+	if e.idmappedLayers(ctx, layerMap) {
+		userns = startUserNamespace(layerMap)
+		defer userns.close()
+		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
+	}
 	c := &Container{
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
 		Detached: detached, Terminal: o.Spec.Terminal, AutoRemove: o.Remove, Status: StatusCreated,
@@ -248,22 +265,17 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		return nil, nil, err
 	}
 
-	// Where the kernel can mount layers idmapped, they are cached as the tar records them
-	// (owned by host IDs no container maps to, so that not even a container root that broke
-	// out can write to what every container shares) and mounted through the container's
-	// mapping. Elsewhere they are cached shifted into the mapping.
-	layerMap := rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
-	unpackMap, mountOpt := layerMap, rootfs.WithIDMap(layerMap)
-	if e.idmappedLayers(ctx, layerMap) {
-		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
-	}
 	// A read-only root filesystem's writable layer holds only the runtime's mount points and
 	// stays in the bundle's tmpfs; a writable one's holds what the container writes, on disk.
 	var writable []rootfs.MountOption
 	if o.Spec.WritableRootfs {
 		writable = append(writable, rootfs.WithWritableLayer(c.Data))
 	}
-	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, append(writable, mountOpt)...)
+	opts := append(slices.Clone(writable), mountOpt)
+	if ns := userns.wait(); ns != nil {
+		opts = append(opts, rootfs.WithUserNamespace(ns))
+	}
+	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, opts...)
 	if errors.Is(err, rootfs.ErrNoIDMappedMounts) && unpackMap.Identity() {
 		// The recorded answer no longer holds (the cache moved to another filesystem, say),
 		// unless what failed was this process's helper, not the kernel.
@@ -301,6 +313,41 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	}
 	ok = true
 	return c, rt, nil
+}
+
+// pendingUserNamespace is a user namespace for idmapped layers being made in the
+// background.
+type pendingUserNamespace struct {
+	done chan struct{}
+	ns   *rootfs.UserNamespace
+	err  error
+}
+
+// startUserNamespace starts making a user namespace with the ID map m.
+func startUserNamespace(m rootfs.IDMap) *pendingUserNamespace {
+	p := &pendingUserNamespace{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.ns, p.err = rootfs.NewUserNamespace(m)
+	}()
+	return p
+}
+
+// wait returns the namespace once it is made, or nil when making it failed (or p is nil):
+// rootfs.Mount then makes one itself, and fails as the engine's fallback expects.
+func (p *pendingUserNamespace) wait() *rootfs.UserNamespace {
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	return p.ns
+}
+
+// close waits for the namespace and releases it.
+func (p *pendingUserNamespace) close() {
+	if ns := p.wait(); ns != nil {
+		ns.Close()
+	}
 }
 
 // mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.

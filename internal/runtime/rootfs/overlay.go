@@ -68,6 +68,7 @@ func CheckOverlay() error {
 type mountConfig struct {
 	owner    IDMap
 	idmapped bool
+	userns   *UserNamespace // made beforehand, for idmapped
 	ownerSet bool
 	writable string // where upper and work go; "" is the container directory
 	legacy   bool   // tests: use mount(2) as kernels without lowerdir+ must
@@ -88,6 +89,13 @@ func WithIDMap(m IDMap) MountOption {
 // (before 6.13, which takes overlayfs layers as descriptors) or filesystem cannot.
 func WithIDMappedLayers(m IDMap) MountOption {
 	return func(c *mountConfig) { c.owner, c.idmapped = m, true }
+}
+
+// WithUserNamespace gives Mount the user namespace that WithIDMappedLayers mounts the layers
+// through, made beforehand (NewUserNamespace), so that making it (a millisecond or two) can
+// overlap other work. Its ID map must be WithIDMappedLayers's. The caller closes u.
+func WithUserNamespace(u *UserNamespace) MountOption {
+	return func(c *mountConfig) { c.userns = u }
 }
 
 // WithWritableLayer puts the container's writable layer (overlayfs's upper and work
@@ -118,6 +126,9 @@ func Mount(ctx context.Context, containerDir string, layers []string, opts ...Mo
 	}
 	if cfg.idmapped && cfg.owner.Identity() {
 		return "", errors.New("rootfs: WithIDMappedLayers needs a non-identity ID map")
+	}
+	if u := cfg.userns; u != nil && (!cfg.idmapped || u.m != cfg.owner || u.fd < 0) {
+		return "", errors.New("rootfs: WithUserNamespace needs WithIDMappedLayers with the namespace's ID map, and an open namespace")
 	}
 	if err := CheckOverlay(); err != nil {
 		return "", err
@@ -267,7 +278,10 @@ func mountOverlay(dir, target string, lowers []string, cfg mountConfig) error {
 	}
 	defer unix.Close(fsfd)
 	userns := -1
-	if cfg.idmapped {
+	switch {
+	case cfg.userns != nil:
+		userns = cfg.userns.fd
+	case cfg.idmapped:
 		if userns, err = usernsFD(cfg.owner); err != nil {
 			return err
 		}
@@ -412,6 +426,39 @@ func mountLegacy(dir, target string, lowers []string) error {
 		return fmt.Errorf("mounting overlayfs on %s: %w", target, err)
 	}
 	return nil
+}
+
+// UserNamespace is a user namespace with an ID map, held open for idmapped mounts.
+type UserNamespace struct {
+	fd int
+	m  IDMap
+}
+
+// NewUserNamespace makes a user namespace with the ID map m, for Mount's WithUserNamespace.
+// It fails with ErrNoIDMappedMounts (and ErrUserNamespaceHelper when the helper process
+// could not be made) as Mount would.
+func NewUserNamespace(m IDMap) (*UserNamespace, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	if m.Identity() {
+		return nil, errors.New("rootfs: a user namespace for idmapped mounts needs a non-identity ID map")
+	}
+	fd, err := usernsFD(m)
+	if err != nil {
+		return nil, err
+	}
+	return &UserNamespace{fd: fd, m: m}, nil
+}
+
+// Close releases the namespace; mounts made through it keep their mapping.
+func (u *UserNamespace) Close() error {
+	if u == nil || u.fd < 0 {
+		return nil
+	}
+	err := unix.Close(u.fd)
+	u.fd = -1
+	return err
 }
 
 // usernsFD returns a descriptor of a new user namespace with the ID map m, for idmapped

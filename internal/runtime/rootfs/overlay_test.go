@@ -460,6 +460,64 @@ func TestMountIDMappedLayers(t *testing.T) {
 	}
 }
 
+// A user namespace made ahead of Mount serves it as the one Mount would make, for as many
+// mounts as use it; a namespace of another map, a closed one or one without
+// WithIDMappedLayers is refused before anything is created.
+func TestMountWithUserNamespace(t *testing.T) {
+	requireRoot(t)
+	m := IDMap{UID: 100000, GID: 100000, Size: 65536}
+	img := openImage(t, testutil.Image(t, testutil.Layer(t, testutil.File("etc/passwd", "x"))))
+	c, err := NewCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := c.UnpackAll(context.Background(), img.Layers, IDMap{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := NewUserNamespace(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	for range 2 {
+		rootfs, err := Mount(context.Background(), containerDir(t), layerDirs(us), WithIDMappedLayers(m), WithUserNamespace(ns))
+		if errors.Is(err, ErrNoIDMappedMounts) {
+			t.Skipf("kernel: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"etc/ d 0755 100000:100000", "etc/passwd f 0644 100000:100000 \"x\""}
+		if got := listing(t, rootfs, nil); !slices.Equal(got, want) {
+			t.Errorf("rootfs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+
+	other := IDMap{UID: 200000, GID: 200000, Size: 65536}
+	closed, err := NewUserNamespace(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	for name, opts := range map[string][]MountOption{
+		"other map":           {WithIDMappedLayers(other), WithUserNamespace(ns)},
+		"closed":              {WithIDMappedLayers(m), WithUserNamespace(closed)},
+		"not idmapped layers": {WithUserNamespace(ns)},
+	} {
+		dir := filepath.Join(t.TempDir(), "ctr")
+		if _, err := Mount(context.Background(), dir, layerDirs(us), opts...); err == nil {
+			t.Errorf("%s: mounted", name)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %s left behind (%v)", name, dir, err)
+		}
+	}
+	if _, err := NewUserNamespace(IDMap{}); err == nil {
+		t.Error("NewUserNamespace with the identity map succeeded")
+	}
+}
+
 func openLayout(dir string) (*image.Image, error) {
 	return image.Open(context.Background(), image.Target{Source: image.SourceOCIDir, Ref: dir}, image.Options{})
 }
