@@ -152,7 +152,6 @@ var (
 	predicateURIPattern = lazyregexp.New(`^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$`)
 )
 
-
 // checkDuration is the schema's duration pattern.
 func checkDuration(s string) string {
 	if durationPattern().MatchString(s) {
