@@ -44,12 +44,20 @@ type Engine struct {
 	mu       sync.Mutex
 	runtimes map[string]backend.Runtime
 
+	// runDir holds what outlives moat's processes but not a reboot: the pinned user
+	// namespaces idmapped layers are mounted through.
+	runDir string
+
 	noIDMapped bool
 	probeOnce  sync.Once
 	// idmapped is the probe's answer; a mount that contradicts it clears it, while other
 	// containers of this engine may be reading it.
 	idmapped atomic.Bool
 }
+
+// DefaultRunDir is where engines pin the user namespaces their idmapped layers are mounted
+// through, shared by every engine of the host (one per ID map).
+const DefaultRunDir = "/run/moat"
 
 // Option configures New.
 type Option func(*Engine)
@@ -71,10 +79,13 @@ func WithRuntimeBinary(name, path string) Option {
 // layers misbehave).
 func WithoutIDMappedLayers() Option { return func(e *Engine) { e.noIDMapped = true } }
 
+// WithRunDir pins user namespaces in dir instead of DefaultRunDir.
+func WithRunDir(dir string) Option { return func(e *Engine) { e.runDir = dir } }
+
 // New opens the engine whose data lives in dir (created, mode 0711 so that a container's
 // mapped root can reach its root filesystem below it).
 func New(dir string, opts ...Option) (*Engine, error) {
-	e := &Engine{dir: dir, log: slog.New(slog.DiscardHandler), hardened: "runc", runtimes: map[string]backend.Runtime{}, binaries: map[string]string{}}
+	e := &Engine{dir: dir, runDir: DefaultRunDir, log: slog.New(slog.DiscardHandler), hardened: "runc", runtimes: map[string]backend.Runtime{}, binaries: map[string]string{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -226,9 +237,8 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if level == "" {
 		level = spec.Hardened
 	}
-	// What only waits on the CPU (the spec's JSON machinery) or on the kernel (a user
-	// namespace for idmapped layers) starts now, in the background, while the store and the
-	// mounts below wait on the disk.
+	// The spec's JSON machinery only waits on the CPU: it warms up in the background while
+	// the store and the mounts below wait on the disk.
 	go spec.Warm()
 	m := spec.DefaultIDMap()
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
@@ -237,11 +247,11 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	// mapping. Elsewhere they are cached shifted into the mapping.
 	layerMap := rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}
 	unpackMap, mountOpt := layerMap, rootfs.WithIDMap(layerMap)
-	var userns *pendingUserNamespace
+	var userns *rootfs.UserNamespace
 	if e.idmappedLayers(ctx, layerMap) {
-		userns = startUserNamespace(layerMap)
-		defer userns.close()
 		unpackMap, mountOpt = rootfs.IDMap{}, rootfs.WithIDMappedLayers(layerMap)
+		userns = e.userNamespace(layerMap)
+		defer userns.Close()
 	}
 	c := &Container{
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
@@ -272,8 +282,8 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		writable = append(writable, rootfs.WithWritableLayer(c.Data))
 	}
 	opts := append(slices.Clone(writable), mountOpt)
-	if ns := userns.wait(); ns != nil {
-		opts = append(opts, rootfs.WithUserNamespace(ns))
+	if userns != nil {
+		opts = append(opts, rootfs.WithUserNamespace(userns))
 	}
 	root, err := e.mountLayers(ctx, img, c.Dir, unpackMap, opts...)
 	if errors.Is(err, rootfs.ErrNoIDMappedMounts) && unpackMap.Identity() {
@@ -315,39 +325,32 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	return c, rt, nil
 }
 
-// pendingUserNamespace is a user namespace for idmapped layers being made in the
-// background.
-type pendingUserNamespace struct {
-	done chan struct{}
-	ns   *rootfs.UserNamespace
-	err  error
-}
-
-// startUserNamespace starts making a user namespace with the ID map m.
-func startUserNamespace(m rootfs.IDMap) *pendingUserNamespace {
-	p := &pendingUserNamespace{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.ns, p.err = rootfs.NewUserNamespace(m)
-	}()
-	return p
-}
-
-// wait returns the namespace once it is made, or nil when making it failed (or p is nil):
-// rootfs.Mount then makes one itself, and fails as the engine's fallback expects.
-func (p *pendingUserNamespace) wait() *rootfs.UserNamespace {
-	if p == nil {
+// userNamespace opens the user namespace with the ID map m pinned in the run directory,
+// pinning it there first when needed (rootfs.PinUserNamespace). It is nil when it cannot:
+// rootfs.Mount then makes one of its own for the container, as it did before pinning.
+func (e *Engine) userNamespace(m rootfs.IDMap) *rootfs.UserNamespace {
+	dir := filepath.Join(e.runDir, "userns")
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{e.runDir, 0o711}, {dir, 0o700}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+			e.log.Debug("not pinning user namespaces", "error", err)
+			return nil
+		}
+		// Only root may pin namespaces there, or replace what is pinned.
+		var st unix.Stat_t
+		if err := unix.Lstat(d.path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 || st.Mode&0o022 != 0 {
+			e.log.Warn("not pinning user namespaces: the directory must be root's and writable by root alone", "dir", d.path, "error", err)
+			return nil
+		}
+	}
+	ns, err := rootfs.PinUserNamespace(filepath.Join(dir, fmt.Sprintf("%d-%d-%d", m.UID, m.GID, m.Size)), m)
+	if err != nil {
+		e.log.Warn("pinning a user namespace", "error", err)
 		return nil
 	}
-	<-p.done
-	return p.ns
-}
-
-// close waits for the namespace and releases it.
-func (p *pendingUserNamespace) close() {
-	if ns := p.wait(); ns != nil {
-		ns.Close()
-	}
+	return ns
 }
 
 // mountLayers unpacks img's layers with m (through the cache) and mounts them on dir.

@@ -19,6 +19,7 @@ import (
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/runtime/backend"
 	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
+	"github.com/moatsec/moat/internal/runtime/rootfs"
 	"github.com/moatsec/moat/internal/runtime/spec"
 	"github.com/moatsec/moat/internal/testutil"
 )
@@ -261,5 +262,73 @@ func checkNoContainers(t *testing.T, dir string) {
 		if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
 			t.Errorf("%s/ holds %v", d, ents)
 		}
+	}
+}
+
+// The user namespace idmapped layers are mounted through is pinned in the run directory by
+// the first container and reused by the next; a run directory others could write to is not
+// used, and containers still run.
+func TestPinnedUserNamespace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	runDir := t.TempDir()
+	m := spec.DefaultIDMap()
+	pin := filepath.Join(runDir, "userns", fmt.Sprintf("%d-%d-%d", m.HostUID, m.HostGID, m.Size))
+	t.Cleanup(func() {
+		if err := rootfs.UnpinUserNamespace(pin); err != nil {
+			t.Error(err)
+		}
+	})
+	e, err := New(engineDir(t), WithRunDir(runDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if !e.idmappedLayers(context.Background(), rootfs.IDMap{UID: m.HostUID, GID: m.HostGID, Size: m.Size}) {
+		t.Skip("no idmapped layers on this kernel: nothing is pinned")
+	}
+	run := func(e *Engine) {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := e.Run(context.Background(), img, RunOptions{Remove: true, Spec: spec.Options{Args: []string{"check"}}, IO: backend.IO{Stdout: &out, Stderr: &out}})
+		if err != nil || res.ExitCode != 0 || !strings.Contains(out.String(), "uid=0 ") {
+			t.Fatalf("run: %v %+v %q", err, res, out.String())
+		}
+	}
+	pinned := func() uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		var fs unix.Statfs_t
+		if err := unix.Stat(pin, &st); err != nil {
+			t.Fatalf("nothing pinned at %s: %v", pin, err)
+		}
+		if err := unix.Statfs(pin, &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+			t.Fatalf("%s is not a pinned namespace (%#x, %v)", pin, fs.Type, err)
+		}
+		return st.Ino
+	}
+	run(e)
+	first := pinned()
+	run(e)
+	if pinned() != first {
+		t.Error("the second container pinned another namespace")
+	}
+
+	open, err := New(engineDir(t), WithRunDir(runDir+"/open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if err := os.Mkdir(runDir+"/open", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(runDir+"/open", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	run(open)
+	if _, err := os.Lstat(runDir + "/open/userns"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a world-writable run directory was used (%v)", err)
 	}
 }

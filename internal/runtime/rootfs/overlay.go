@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -426,68 +424,6 @@ func mountLegacy(dir, target string, lowers []string) error {
 		return fmt.Errorf("mounting overlayfs on %s: %w", target, err)
 	}
 	return nil
-}
-
-// UserNamespace is a user namespace with an ID map, held open for idmapped mounts.
-type UserNamespace struct {
-	fd int
-	m  IDMap
-}
-
-// NewUserNamespace makes a user namespace with the ID map m, for Mount's WithUserNamespace.
-// It fails with ErrNoIDMappedMounts (and ErrUserNamespaceHelper when the helper process
-// could not be made) as Mount would.
-func NewUserNamespace(m IDMap) (*UserNamespace, error) {
-	if err := m.validate(); err != nil {
-		return nil, err
-	}
-	if m.Identity() {
-		return nil, errors.New("rootfs: a user namespace for idmapped mounts needs a non-identity ID map")
-	}
-	fd, err := usernsFD(m)
-	if err != nil {
-		return nil, err
-	}
-	return &UserNamespace{fd: fd, m: m}, nil
-}
-
-// Close releases the namespace; mounts made through it keep their mapping.
-func (u *UserNamespace) Close() error {
-	if u == nil || u.fd < 0 {
-		return nil
-	}
-	err := unix.Close(u.fd)
-	u.fd = -1
-	return err
-}
-
-// usernsFD returns a descriptor of a new user namespace with the ID map m, for idmapped
-// mounts. The namespace needs a process only while it is being made: a child is started in it
-// stopped (traced, so it never runs a user instruction), its namespace opened, and killed.
-func usernsFD(m IDMap) (int, error) {
-	cmd := exec.Command("/proc/self/exe")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.UID), Size: int(m.Size)}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.GID), Size: int(m.Size)}},
-		Ptrace:      true,
-		Pdeathsig:   syscall.SIGKILL,
-	}
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("%w: %w: creating a user namespace: %w", ErrNoIDMappedMounts, ErrUserNamespaceHelper, err)
-	}
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	cmd.Process.Kill()
-	for {
-		st, werr := cmd.Process.Wait()
-		if werr != nil || st.Exited() || st.Sys().(syscall.WaitStatus).Signaled() {
-			break
-		}
-	}
-	if err != nil {
-		return -1, fmt.Errorf("%w: opening the user namespace: %w", ErrNoIDMappedMounts, err)
-	}
-	return fd, nil
 }
 
 // isMountPoint reports whether p is the root of a mount.
