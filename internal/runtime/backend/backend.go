@@ -57,7 +57,10 @@ import (
 )
 
 // Runtime runs OCI bundles. An id names one container within one Runtime's state directory;
-// a bundle is a directory holding config.json and the root filesystem it names. Every method
+// a bundle is a directory holding config.json and the root filesystem it names. While a
+// foreground Run, or an Exec into a container Run started, is under way, the Runtime keeps
+// its transient files (the runtime's pid file and log) in a directory of the bundle, named
+// after the runtime and id, so that a bundle on a tmpfs keeps them off the disk. Every method
 // that does I/O takes a context; a Runtime is safe for concurrent use on different ids.
 type Runtime interface {
 	// Name is the runtime's name, "runc", "crun" or "runsc".

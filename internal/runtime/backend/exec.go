@@ -39,7 +39,13 @@ func (c *ociCLI) Exec(ctx context.Context, id string, p *specs.Process, stdio IO
 	if err := checkConfinement(st.Bundle, p); err != nil {
 		return -1, fmt.Errorf("%s exec %s: %w", c.name, id, err)
 	}
-	dir, err := os.MkdirTemp(c.dirOf(id), "exec-")
+	// A detached container's directory holds the exec's files; a foreground container has
+	// none (foregroundDir), and its bundle holds them.
+	parent := c.dirOf(id)
+	if _, err := os.Stat(parent); errors.Is(err, os.ErrNotExist) && st.Bundle != "" {
+		parent = st.Bundle
+	}
+	dir, err := os.MkdirTemp(parent, ".exec-")
 	if err != nil {
 		return -1, fmt.Errorf("%s exec %s: %w", c.name, id, err)
 	}

@@ -72,6 +72,7 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"DuplicateID", s.duplicateID},
 		{"UnknownID", s.unknownID},
 		{"Exec", s.exec},
+		{"ExecForeground", s.execForeground},
 		{"ExecConfinement", s.execConfinement},
 		{"ExecRefusals", s.execRefusals},
 		{"ExecContextCancel", s.execContextCancel},
@@ -661,6 +662,54 @@ func (s *suite) startWaiting(t *testing.T, rt backend.Runtime, bundle string) st
 	}
 	waitFor(t, rt, id, "running", func(st backend.State) bool { return st.Status == backend.Running })
 	return id
+}
+
+// execForeground execs into a container a foreground Run holds, which has no directory in
+// the backend's state directory: the transient files of both go in the bundle, and none is
+// left there once Run returns.
+func (s *suite) execForeground(t *testing.T, rt backend.Runtime) {
+	bundle := s.bundle(t, []string{"wait"})
+	id := id(t, "fg")
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx(t))
+	go func() {
+		_, err := rt.Run(runCtx, id, bundle, backend.IO{})
+		done <- err
+	}()
+	// Whatever happens, Run has returned before the suite checks what is left.
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	// Until the runtime has created it, the container is unknown.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		st, err := rt.State(ctx(t), id)
+		if err == nil && st.Status == backend.Running {
+			break
+		}
+		if err != nil && !errors.Is(err, backend.ErrNotFound) || time.Now().After(deadline) {
+			t.Fatalf("waiting for the foreground container to run: %+v, %v", st, err)
+		}
+	}
+	var out bytes.Buffer
+	code, err := rt.Exec(ctx(t), id, execProcess(t, rt, id, "exit", "3"), backend.IO{Stdout: &out, Stderr: &out})
+	if err != nil || code != 3 || out.String() != "out\nerr\n" {
+		t.Errorf("Exec into a foreground container: %d, %v, %q", code, err, out.String())
+	}
+	stop() // Run sends SIGTERM, which `prog wait` ends on
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+	done <- nil // for the cleanup
+	entries, err := os.ReadDir(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "config.json" && e.Name() != "rootfs" {
+			t.Errorf("left in the bundle: %s", e.Name())
+		}
+	}
 }
 
 // execProcess is what a caller of Exec builds: the process of the container's config.json
