@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 : "${MOAT_SAMPLE_IMAGE:?run make bench}"
 count=${BENCH_COUNT:-5}
 out=$(mktemp)
-go test -tags "${TAGS:-}" -run='^$' -bench=. -benchtime=${BENCH_TIME:-3x} -count="$count" ./bench/ | tee "$out"
+MOAT_BIN="$PWD/bin/moat" go test -tags "${TAGS:-}" -run='^$' -bench=. -benchtime=${BENCH_TIME:-3x} -count="$count" ./bench/ | tee "$out"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 metric() { # benchmark name, unit
@@ -60,6 +60,14 @@ for rt in Runc Crun Runsc; do
     printf "%-5s: bare %7.1f ms, engine %7.1f ms, engine - bare per iteration %+6.1f ms (target < 20 ms)\n", tolower(n), r, e, d
   }'
 done
+
+b=$(metric RunCommandRunc bare-ms); m=$(metric RunCommandRunc moat-ms); d=$(metric RunCommandRunc over-ms)
+echo
+echo "== moat run --rm as a command (bin/moat: process start, decision log, engine, removal) against"
+echo "   the runc run command on a bundle with the same spec, one after the other in each iteration"
+awk -v r="$b" -v m="$m" -v d="$d" 'BEGIN {
+  printf "runc : bare %7.1f ms, moat %7.1f ms, moat - bare per iteration %+6.1f ms (target < 20 ms)\n", r, m, d
+}'
 
 fbase_ns=$(metric FirstRunBaseline ns/op); feng_ns=$(metric FirstRunEngine ns/op)
 echo
