@@ -4,10 +4,11 @@ import "testing"
 
 func TestNew(t *testing.T) {
 	re := New(`^sha256:[0-9a-f]{64}$`)
-	if re() != re() {
+	first, second := re(), re()
+	if first != second {
 		t.Error("compiled twice")
 	}
-	if !re().MatchString("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") {
+	if !first.MatchString("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") {
 		t.Error("no match")
 	}
 	bad := New(`(`)
