@@ -27,17 +27,7 @@ func BenchmarkRunCommandRunc(b *testing.B) {
 	bare := bareRunner(b, spec.Hardened, func(root, bundle, id string) *exec.Cmd {
 		return exec.Command("runc", "--root", root, "run", "--bundle", bundle, id)
 	})
-	moat := moatCommand(b)
-	bare()
-	moat() // fills the layer cache
-	var bares, moats, diffs []float64
-	for b.Loop() {
-		bm, mm := timed(bare), timed(moat)
-		bares, moats, diffs = append(bares, bm), append(moats, mm), append(diffs, mm-bm)
-	}
-	b.ReportMetric(median(bares), "bare-ms")
-	b.ReportMetric(median(moats), "moat-ms")
-	b.ReportMetric(median(diffs), "over-ms")
+	pair(b, bare, moatCommand(b), "moat-ms")
 }
 
 // moatCommand returns a function that runs the test program's one-file image with the moat

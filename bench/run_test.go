@@ -90,17 +90,22 @@ func runscBinary(b *testing.B) string {
 
 // benchPair runs the baseline command and the engine alternately at level.
 func benchPair(b *testing.B, level spec.Level, command func(root, bundle, id string) *exec.Cmd, opts ...engine.Option) {
-	bare := bareRunner(b, level, command)
-	eng := engineRunner(b, level, opts...)
+	pair(b, bareRunner(b, level, command), engineRunner(b, level, opts...), "engine-ms")
+}
+
+// pair runs bare and then moat once each (the first run of moat fills the layer cache), and
+// then both in every iteration, one after the other; it reports the medians of each (bare-ms
+// and moatMetric) and of the per-iteration differences (over-ms).
+func pair(b *testing.B, bare, moat func(), moatMetric string) {
 	bare()
-	eng() // fills the layer cache
-	var bares, engines, diffs []float64
+	moat()
+	var bares, moats, diffs []float64
 	for b.Loop() {
-		bm, em := timed(bare), timed(eng)
-		bares, engines, diffs = append(bares, bm), append(engines, em), append(diffs, em-bm)
+		bm, mm := timed(bare), timed(moat)
+		bares, moats, diffs = append(bares, bm), append(moats, mm), append(diffs, mm-bm)
 	}
 	b.ReportMetric(median(bares), "bare-ms")
-	b.ReportMetric(median(engines), "engine-ms")
+	b.ReportMetric(median(moats), moatMetric)
 	b.ReportMetric(median(diffs), "over-ms")
 }
 

@@ -411,9 +411,9 @@ func TestMountShiftedIDs(t *testing.T) {
 	}
 }
 
-func TestMountIDMappedLayers(t *testing.T) {
-	requireRoot(t)
-	m := IDMap{UID: 100000, GID: 100000, Size: 65536}
+// passwdLayer unpacks, with the identity map, an image whose one layer holds etc/passwd.
+func passwdLayer(t *testing.T) []Unpacked {
+	t.Helper()
 	img := openImage(t, testutil.Image(t, testutil.Layer(t, testutil.File("etc/passwd", "x"))))
 	c, err := NewCache(t.TempDir())
 	if err != nil {
@@ -423,6 +423,13 @@ func TestMountIDMappedLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return us
+}
+
+func TestMountIDMappedLayers(t *testing.T) {
+	requireRoot(t)
+	m := IDMap{UID: 100000, GID: 100000, Size: 65536}
+	us := passwdLayer(t)
 	// A file owned by uid 1000 in the layer, as an image's user would own it.
 	if err := os.Lchown(filepath.Join(us[0].Dir, "etc/passwd"), 1000, 1000); err != nil {
 		t.Fatal(err)
@@ -466,15 +473,7 @@ func TestMountIDMappedLayers(t *testing.T) {
 func TestMountWithUserNamespace(t *testing.T) {
 	requireRoot(t)
 	m := IDMap{UID: 100000, GID: 100000, Size: 65536}
-	img := openImage(t, testutil.Image(t, testutil.Layer(t, testutil.File("etc/passwd", "x"))))
-	c, err := NewCache(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	us, err := c.UnpackAll(context.Background(), img.Layers, IDMap{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	us := passwdLayer(t)
 	ns, err := NewUserNamespace(m)
 	if err != nil {
 		t.Fatal(err)
