@@ -8,12 +8,7 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-
-	"github.com/moatsec/moat/internal/runtime/backend/backendtest"
 	"github.com/moatsec/moat/internal/runtime/spec"
-	"github.com/moatsec/moat/internal/testutil"
 )
 
 // BenchmarkRunCommandRunc times `moat run --rm IMAGE exit 0` as a user waits for it: the
@@ -34,16 +29,7 @@ func BenchmarkRunCommandRunc(b *testing.B) {
 // binary, in a MOAT_HOME of its own, as `moat run --rm oci-dir:DIR exit 0`.
 func moatCommand(b *testing.B) func() {
 	bin := moatBinary(b)
-	data, err := os.ReadFile(backendtest.BuildProg(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	img := testutil.Image(b, testutil.Layer(b, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(data))))
-	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/bin/prog"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ref := "oci-dir:" + testutil.OCIDir(b, img)
+	ref := "oci-dir:" + progLayout(b)
 	home := reachable(b)
 	env := append(withoutTMPDIR(), "MOAT_HOME="+home)
 	b.Cleanup(func() {

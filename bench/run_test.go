@@ -174,9 +174,9 @@ func withoutTMPDIR() []string {
 	return out
 }
 
-// engineRunner returns a function that runs a one-file image (the test program) with the
-// engine at level, with --rm.
-func engineRunner(b *testing.B, level spec.Level, opts ...engine.Option) func() {
+// progLayout writes a one-file image, the test program as its entrypoint, as an OCI layout
+// and returns the layout's directory.
+func progLayout(b *testing.B) string {
 	data, err := os.ReadFile(backendtest.BuildProg(b))
 	if err != nil {
 		b.Fatal(err)
@@ -186,7 +186,13 @@ func engineRunner(b *testing.B, level spec.Level, opts ...engine.Option) func() 
 	if err != nil {
 		b.Fatal(err)
 	}
-	opened, err := image.Open(context.Background(), image.Target{Source: image.SourceOCIDir, Ref: testutil.OCIDir(b, img)}, image.Options{TempDir: b.TempDir()})
+	return testutil.OCIDir(b, img)
+}
+
+// engineRunner returns a function that runs a one-file image (the test program) with the
+// engine at level, with --rm.
+func engineRunner(b *testing.B, level spec.Level, opts ...engine.Option) func() {
+	opened, err := image.Open(context.Background(), image.Target{Source: image.SourceOCIDir, Ref: progLayout(b)}, image.Options{TempDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
