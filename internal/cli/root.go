@@ -185,7 +185,7 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a),
 		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a), newVerifyAttestationCmd(a), newPolicyCmd(a), newRunCmd(a),
-		newPsCmd(a), newLogsCmd(a), newStopCmd(a), newKillCmd(a), newRmCmd(a), newExecCmd(a), newInspectCmd(a))
+		newPsCmd(a), newLogsCmd(a), newStopCmd(a), newKillCmd(a), newRmCmd(a), newExecCmd(a), newAttachCmd(a), newInspectCmd(a))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	requireSubcommands(root)

@@ -221,7 +221,7 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string) error {
 	switch {
 	case o.Detach && o.Interactive && !o.TTY:
-		return usageErrorf("-d -i: moat cannot attach to a detached container, so its standard input would be empty; run in the foreground, or add -t to keep a shell waiting on a terminal")
+		return usageErrorf("-d -i: a detached container's standard input is its terminal, which moat attach connects to: add -t (moat run -dit), or run in the foreground")
 	}
 	if strings.HasPrefix(arg, "dir:") {
 		return usageErrorf("%s: a root filesystem directory cannot be run: give an image", arg)

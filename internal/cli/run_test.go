@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +231,71 @@ func TestContainers(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("containers left: %v", ents)
 	}
+}
+
+// moat attach: what is typed reaches a -dt container's terminal and its output comes back;
+// ctrl-p ctrl-q detaches and the container goes on running; a container without a terminal
+// is refused.
+func TestAttach(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	e := setup(t)
+	target := runnable(t, e)
+	mustRun(t, "run", "-dt", "--name", "echo", target, "cat")
+	var out lockedBuffer
+	var errOut bytes.Buffer
+	in, typing := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Execute(context.Background(), []string{"attach", "echo"}, in, &out, &errOut) }()
+	// The user types a line, waits for it to come back, then detaches.
+	typing.Write([]byte("hello attach\n"))
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "hello attach"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("what was typed never came back: %q", out.String())
+		}
+	}
+	typing.Write(detachKeys)
+	if err := <-done; err != nil {
+		t.Fatalf("attach: %v\n%s", err, errOut.String())
+	}
+	// The terminal echoes the line, and cat writes it back.
+	if got := strings.Count(out.String(), "hello attach"); got < 1 {
+		t.Errorf("attach output %q lacks what was typed", out.String())
+	}
+	if !strings.Contains(errOut.String(), "detached from echo") {
+		t.Errorf("attach stderr %q", errOut.String())
+	}
+	if out, _ := mustRun(t, "ps"); !strings.Contains(out, "echo") || !strings.Contains(out, "Up ") {
+		t.Errorf("after detaching, ps:\n%s", out)
+	}
+	if log, _ := mustRun(t, "logs", "echo"); !strings.Contains(log, "hello attach") {
+		t.Errorf("the log lacks what the container printed: %q", log)
+	}
+	mustRun(t, "stop", "echo")
+	mustRun(t, "rm", "echo")
+
+	mustRun(t, "run", "-d", "--name", "plain", target, "wait")
+	if _, _, code, err := run(t, "attach", "plain"); code != ExitError || err == nil || !strings.Contains(err.Error(), "no terminal") {
+		t.Errorf("attach to a container without a terminal: exit %d, %v", code, err)
+	}
+	mustRun(t, "rm", "-f", "plain")
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -91,6 +91,12 @@ type Runtime interface {
 	// ErrNotFound, a container that is not running ErrNotRunning. When ctx ends the process is
 	// sent SIGTERM, killed after a grace period, and the error is ctx's.
 	Exec(ctx context.Context, id string, p *specs.Process, io IO) (exitCode int, err error)
+	// Attach connects io to the terminal of the running detached container id, created
+	// with one: the terminal's output from now on goes to io.Stdout, io.Stdin is typed into
+	// it and io.Terminal's sizes resize it. It returns nil once the container has ended and
+	// its output is copied; when ctx ends first it returns ctx's error and the container goes
+	// on running. Several callers may be attached at once.
+	Attach(ctx context.Context, id string, io IO) error
 }
 
 // IO is a container's standard streams. A nil stream is /dev/null. Run and Exec accept any

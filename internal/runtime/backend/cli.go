@@ -572,6 +572,19 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 		sub = append(sub, "--console-socket", con.addr)
 		cfg.Console, cfg.Size = true, stdio.Terminal.Size
 		extra = append(extra, con.ln)
+		// The attach socket outlives Create: the shim serves it, and removes it.
+		att, err := listenSocket(dir, attachName)
+		if err != nil {
+			return fmt.Errorf("%s create %s: %w", c.name, id, err)
+		}
+		defer func() {
+			att.ln.Close()
+			if att.dir != nil {
+				att.dir.Close()
+			}
+		}()
+		cfg.Attach = att.path
+		extra = append(extra, att.ln)
 	}
 	args, err := c.args(bundle, logFile, append(sub, id)...)
 	if err != nil {

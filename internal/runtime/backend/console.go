@@ -32,8 +32,11 @@ type consoleSocket struct {
 	dir  *os.File // the directory, open while addr goes through it; nil when addr is path
 }
 
-func listenConsole(dir string) (s *consoleSocket, err error) {
-	s = &consoleSocket{path: filepath.Join(dir, consoleName)}
+func listenConsole(dir string) (*consoleSocket, error) { return listenSocket(dir, consoleName) }
+
+// listenSocket listens on a unix socket named name in dir, as listenConsole does.
+func listenSocket(dir, name string) (s *consoleSocket, err error) {
+	s = &consoleSocket{path: filepath.Join(dir, name)}
 	s.addr = s.path
 	bindAt := s.path
 	if len(s.path) > maxSunPath {
@@ -42,8 +45,8 @@ func listenConsole(dir string) (s *consoleSocket, err error) {
 			return nil, fmt.Errorf("opening %s for the console socket: %w", dir, err)
 		}
 		s.dir = d
-		bindAt = fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), consoleName)
-		s.addr = fmt.Sprintf("/proc/%d/fd/%d/%s", os.Getpid(), d.Fd(), consoleName)
+		bindAt = fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), name)
+		s.addr = fmt.Sprintf("/proc/%d/fd/%d/%s", os.Getpid(), d.Fd(), name)
 	}
 	defer func() {
 		if err != nil && s.dir != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,9 @@ type shimConfig struct {
 	// to (detached only); Size is the terminal's initial size.
 	Console bool    `json:"console,omitempty"`
 	Size    WinSize `json:"size,omitzero"`
+	// Attach, with Console, is the path of the attach socket (attach.go), listening on
+	// descriptor 5, which the shim serves while the container runs and removes after.
+	Attach string `json:"attach,omitempty"`
 	// Foreground reports the exit code on descriptor 3 instead of in the exit file, takes
 	// signal requests on it, and kills the process when the caller hangs up.
 	Foreground bool `json:"foreground,omitempty"`
@@ -291,10 +295,14 @@ func shimMain(config string) int {
 		fail("shim: bad configuration: %v", err)
 		return 2
 	}
-	var ln *os.File
+	var ln, attachLn *os.File
 	if cfg.Console {
 		ln = os.NewFile(4, "console socket")
 		syscall.CloseOnExec(4)
+		if cfg.Attach != "" {
+			attachLn = os.NewFile(5, "attach socket")
+			syscall.CloseOnExec(5)
+		}
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fail("shim: becoming a subreaper: %v", err)
@@ -354,8 +362,22 @@ func shimMain(config string) int {
 	send(shimReport{Pid: pid})
 	report.Close()
 	var out *ptyOutput
+	var hub *attachHub
+	var attachL *net.UnixListener
 	if master != nil {
-		out = copyPTYOutput(log, master)
+		hub = newAttachHub(log)
+		out = copyPTYOutput(hub, master)
+		if attachLn != nil {
+			if l, err := net.FileListener(attachLn); err == nil {
+				if ul, ok := l.(*net.UnixListener); ok {
+					attachL = ul
+					go serveAttach(ul, master, hub)
+				} else {
+					l.Close()
+				}
+			}
+			attachLn.Close()
+		}
 	}
 	exited := false
 	for {
@@ -375,8 +397,14 @@ func shimMain(config string) int {
 		if got == pid {
 			exited = true
 			if out != nil {
-				// The log is complete before the exit code says the container has ended.
+				// The log is complete before the exit code says the container has ended;
+				// attached clients get the output to its end, then their connections close.
 				out.wait(grace)
+				if attachL != nil {
+					attachL.Close()
+					os.Remove(cfg.Attach)
+				}
+				hub.closeAll()
 				master.Close()
 				<-out.done
 				log.Close()

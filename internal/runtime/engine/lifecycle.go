@@ -228,6 +228,41 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	return code, nil
 }
 
+// Attach connects io to the terminal of a running detached container started with one
+// (`moat run -dt`): the terminal's output from now on goes to io.Stdout, io.Stdin is typed
+// into it and io.Terminal's sizes resize it. It returns the container's exit code once it
+// has ended (-1 when it is not known: a --rm container removed at once), or -1 and ctx's
+// error when ctx ends first: the container goes on running.
+func (e *Engine) Attach(ctx context.Context, ref string, io backend.IO) (int, error) {
+	c, rt, err := e.running(ctx, ref)
+	if err != nil {
+		return -1, err
+	}
+	if !c.Detached || !c.Terminal {
+		how := "moat logs -f shows its output"
+		if !c.Detached {
+			how = "it runs in the foreground, attached to the terminal that started it"
+		}
+		return -1, fmt.Errorf("%s has no terminal to attach to (only containers started with -dt have one): %s", c.Name, how)
+	}
+	if err := rt.Attach(ctx, c.ID, io); err != nil {
+		return -1, fmt.Errorf("attaching to %s: %w", c.Name, err)
+	}
+	// The shim records the exit code just after the output ends.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := e.Inspect(ctx, c.ID)
+		if errors.Is(err, ErrNotFound) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		if got.Status == StatusExited || time.Now().After(deadline) {
+			return got.ExitCode, nil
+		}
+	}
+}
+
 // LogOptions choose what Logs writes.
 type LogOptions struct {
 	// Follow keeps writing what the container writes until it exits or ctx ends.

@@ -79,6 +79,7 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"RunTerminal", s.runTerminal},
 		{"ExecTerminal", s.execTerminal},
 		{"DetachedTerminal", s.detachedTerminal},
+		{"Attach", s.attach},
 		{"TerminalMismatch", s.terminalMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1081,6 +1082,107 @@ func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
 	if err := rt.Delete(ctx(t), id, false); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
+}
+
+// attach attaches to a detached container's terminal: a client that detaches (its ctx
+// ends) leaves the container running; the next one types a line into it, resizes it and
+// gets its output to the end, which the log gets too; Attach returns once the container has
+// ended. A container without a terminal, or one that is not running, is refused.
+func (s *suite) attach(t *testing.T, rt backend.Runtime) {
+	id := id(t, "at")
+	stdout, stderr := logs(t)
+	err := rt.Create(ctx(t), id, s.terminalBundle(t, "tty"), backend.IO{Stdout: stdout, Stderr: stderr,
+		Terminal: &backend.Terminal{Size: backend.WinSize{Rows: 20, Cols: 60}}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, id)
+	if err := rt.Start(ctx(t), id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	waitFor(t, rt, id, "running", func(st backend.State) bool { return st.Status == backend.Running })
+
+	// A client that detaches at once.
+	dctx, detach := context.WithCancel(ctx(t))
+	detached := make(chan error, 1)
+	go func() { detached <- rt.Attach(dctx, id, backend.IO{Stdout: io.Discard, Terminal: &backend.Terminal{}}) }()
+	time.Sleep(100 * time.Millisecond)
+	detach()
+	if err := <-detached; !errors.Is(err, context.Canceled) {
+		t.Errorf("Attach after detaching: %v, want context.Canceled", err)
+	}
+	if st, err := rt.State(ctx(t), id); err != nil || st.Status != backend.Running {
+		t.Fatalf("after a client detached: %+v, %v; want running", st, err)
+	}
+
+	in, typing := io.Pipe()
+	defer typing.Close()
+	out := &lockedBuffer{}
+	resize := make(chan backend.WinSize, 1)
+	attached := make(chan error, 1)
+	go func() {
+		attached <- rt.Attach(ctx(t), id, backend.IO{Stdin: in, Stdout: out, Terminal: &backend.Terminal{Resize: resize}})
+	}()
+	// The connection is made when the client's output starts; the line typed is echoed.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(out.String(), "hello"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the line typed never came back; output %q", out.String())
+		}
+		typing.Write([]byte("hello\n"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(out.String(), "winch?"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no winch? in %q", out.String())
+		}
+	}
+	resize <- backend.WinSize{Rows: 30, Cols: 100}
+	select {
+	case err := <-attached:
+		if err != nil {
+			t.Fatalf("Attach: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Attach did not return once the container ended")
+	}
+	got := out.String()
+	for _, want := range []string{`read "hello" <nil>`, "resized 30x100", fmt.Sprintf("%031d\r\nend\r\n", 8191)} {
+		if !strings.Contains(got, want) {
+			t.Errorf("attached output lacks %q", want)
+		}
+	}
+	if log := readFile(t, stdout); !strings.HasPrefix(log, "tty stdin=true stdout=true stderr=true size=20x60\r\n") || !strings.HasSuffix(log, "end\r\n") {
+		t.Errorf("the log lacks the start or the end of the output: %.80q ... ", log)
+	}
+	st := waitFor(t, rt, id, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped && st.ExitCode != -1 })
+	if st.ExitCode != 3 {
+		t.Errorf("exit code %d, want 3", st.ExitCode)
+	}
+	if err := rt.Attach(ctx(t), id, backend.IO{Stdout: io.Discard}); !errors.Is(err, backend.ErrNotRunning) {
+		t.Errorf("Attach to an exited container: %v, want ErrNotRunning", err)
+	}
+	plain := s.startWaiting(t, rt, "")
+	if err := rt.Attach(ctx(t), plain, backend.IO{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "no terminal") {
+		t.Errorf("Attach to a container without a terminal: %v", err)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // terminalMismatch: a process that asks for a terminal without IO having one, or the
