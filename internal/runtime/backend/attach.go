@@ -326,6 +326,11 @@ func (c *ociCLI) Attach(ctx context.Context, id string, stdio IO) error {
 		if err != nil {
 			return fmt.Errorf("%s attach %s: %w", c.name, id, err)
 		}
+		// The shim ends an attachment when the container has ended, or when the client
+		// fell too far behind its output.
+		if st, known, err := c.state(ctx, id); err == nil && known && st.Status == Running {
+			return fmt.Errorf("%s attach %s: the container's shim dropped the attachment: its output came faster than it was read", c.name, id)
+		}
 		return nil
 	case <-ctx.Done():
 		conn.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"testing"
 )
 
@@ -50,4 +51,49 @@ func FuzzReadFrames(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// Every client gets the output in order and to its end when the hub closes; a client more
+// than maxQueued behind is dropped without holding up the log or the others.
+func TestAttachHub(t *testing.T) {
+	var log bytes.Buffer
+	hub := newAttachHub(&log)
+	fastConn, fastPeer := net.Pipe()
+	slowConn, slowPeer := net.Pipe()
+	defer slowPeer.Close()
+	fast, slow := newAttachClient(fastConn), newAttachClient(slowConn)
+	for _, c := range []*attachClient{fast, slow} {
+		if !hub.add(c) {
+			t.Fatal("add refused")
+		}
+		go c.write()
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(fastPeer)
+		got <- b
+	}()
+	var want bytes.Buffer
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	for i := 0; i < 2*maxQueued/len(chunk); i++ {
+		chunk[0] = byte(i)
+		want.Write(chunk)
+		hub.Write(chunk)
+	}
+	hub.mu.Lock()
+	_, slowKept := hub.clients[slow]
+	hub.mu.Unlock()
+	if slowKept {
+		t.Error("a client that reads nothing was kept past maxQueued")
+	}
+	hub.closeAll()
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Errorf("the reading client got %d bytes, want %d in order", len(b), want.Len())
+	}
+	if !bytes.Equal(log.Bytes(), want.Bytes()) {
+		t.Errorf("the log got %d bytes, want %d", log.Len(), want.Len())
+	}
+	if hub.add(newAttachClient(fastConn)) {
+		t.Error("a client was added after the hub closed")
+	}
 }
