@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -243,7 +242,7 @@ func TestAttach(t *testing.T) {
 	e := setup(t)
 	target := runnable(t, e)
 	mustRun(t, "run", "-dt", "--name", "echo", target, "cat")
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	var errOut bytes.Buffer
 	in, typing := io.Pipe()
 	done := make(chan error, 1)
@@ -280,22 +279,4 @@ func TestAttach(t *testing.T) {
 		t.Errorf("attach to a container without a terminal: exit %d, %v", code, err)
 	}
 	mustRun(t, "rm", "-f", "plain")
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -30,6 +30,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/testutil"
 )
 
 //go:embed testdata/prog/main.go
@@ -1055,12 +1056,13 @@ func (s *suite) execTerminal(t *testing.T, rt backend.Runtime) {
 	}
 }
 
-// detachedTerminal creates a detached container with a terminal: its output goes to the
-// stdout file, with the terminal's line endings.
-func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
-	id := id(t, "dt")
+// startTerminal creates and starts a detached container running `prog mode` on a 20x60
+// terminal, whose output goes to the stdout file it returns, with the stderr file.
+func (s *suite) startTerminal(t *testing.T, rt backend.Runtime, suffix, mode string) (string, *os.File, *os.File) {
+	t.Helper()
+	id := id(t, suffix)
 	stdout, stderr := logs(t)
-	err := rt.Create(ctx(t), id, s.terminalBundle(t, "ttyinfo"), backend.IO{Stdout: stdout, Stderr: stderr,
+	err := rt.Create(ctx(t), id, s.terminalBundle(t, mode), backend.IO{Stdout: stdout, Stderr: stderr,
 		Terminal: &backend.Terminal{Size: backend.WinSize{Rows: 20, Cols: 60}}})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
@@ -1069,6 +1071,13 @@ func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
 	if err := rt.Start(ctx(t), id); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	return id, stdout, stderr
+}
+
+// detachedTerminal creates a detached container with a terminal: its output goes to the
+// stdout file, with the terminal's line endings.
+func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
+	id, stdout, stderr := s.startTerminal(t, rt, "dt", "ttyinfo")
 	st := waitFor(t, rt, id, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped && st.ExitCode != -1 })
 	if st.ExitCode != 0 {
 		t.Errorf("exit code %d, want 0", st.ExitCode)
@@ -1089,17 +1098,7 @@ func (s *suite) detachedTerminal(t *testing.T, rt backend.Runtime) {
 // gets its output to the end, which the log gets too; Attach returns once the container has
 // ended. A container without a terminal, or one that is not running, is refused.
 func (s *suite) attach(t *testing.T, rt backend.Runtime) {
-	id := id(t, "at")
-	stdout, stderr := logs(t)
-	err := rt.Create(ctx(t), id, s.terminalBundle(t, "tty"), backend.IO{Stdout: stdout, Stderr: stderr,
-		Terminal: &backend.Terminal{Size: backend.WinSize{Rows: 20, Cols: 60}}})
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	track(t, rt, id)
-	if err := rt.Start(ctx(t), id); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	id, stdout, _ := s.startTerminal(t, rt, "at", "tty")
 	waitFor(t, rt, id, "running", func(st backend.State) bool { return st.Status == backend.Running })
 
 	// A client that detaches at once.
@@ -1117,7 +1116,7 @@ func (s *suite) attach(t *testing.T, rt backend.Runtime) {
 
 	in, typing := io.Pipe()
 	defer typing.Close()
-	out := &lockedBuffer{}
+	out := &testutil.LockedBuffer{}
 	resize := make(chan backend.WinSize, 1)
 	attached := make(chan error, 1)
 	go func() {
@@ -1165,24 +1164,6 @@ func (s *suite) attach(t *testing.T, rt backend.Runtime) {
 	if err := rt.Attach(ctx(t), plain, backend.IO{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "no terminal") {
 		t.Errorf("Attach to a container without a terminal: %v", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // terminalMismatch: a process that asks for a terminal without IO having one, or the
