@@ -191,20 +191,7 @@ func targets(t *testing.T) map[string]string {
 func sbomSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
 	const id = "https://raw.githubusercontent.com/moatsec/moat/main/docs/formats/sbom.schema.json"
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(report.SBOMSchema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testutil.CompileSchema(t, id, map[string][]byte{id: report.SBOMSchema})
 }
 
 // checkMoatJSON validates a moat JSON inventory against the schema and returns its packages.

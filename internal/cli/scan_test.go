@@ -102,25 +102,11 @@ func importAdvisories(t *testing.T, sources map[string]map[string]string) {
 
 func scanSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for id, b := range map[string][]byte{
-		"https://raw.githubusercontent.com/moatsec/moat/main/docs/formats/scan.schema.json": report.ScanSchema,
-		"https://raw.githubusercontent.com/moatsec/moat/main/docs/formats/sbom.schema.json": report.SBOMSchema,
-	} {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddResource(id, doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := c.Compile("https://raw.githubusercontent.com/moatsec/moat/main/docs/formats/scan.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	const base = "https://raw.githubusercontent.com/moatsec/moat/main/docs/formats/"
+	return testutil.CompileSchema(t, base+"scan.schema.json", map[string][]byte{
+		base + "scan.schema.json": report.ScanSchema,
+		base + "sbom.schema.json": report.SBOMSchema,
+	})
 }
 
 type scanDoc struct {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/moatsec/moat/internal/testutil"
 )
 
 // docRoot is a document with apiVersion and kind, then body.
@@ -372,20 +373,8 @@ rules:
 // compiledTestSchema compiles the published schema with a JSON Schema validator.
 func compiledTestSchema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
 	const id = "https://moat.dev/schemas/policy/v1/policy.schema.json"
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testutil.CompileSchema(t, id, map[string][]byte{id: Schema})
 }
 
 // schemaAccepts reports whether the JSON Schema validator accepts the document root. A

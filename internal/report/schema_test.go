@@ -14,29 +14,13 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/moatsec/moat/internal/sbom"
+	"github.com/moatsec/moat/internal/testutil"
 )
 
-// compile compiles the schema with id root from in-memory resources, keyed by their $id. The
-// compiler has no loader for http URLs, so a reference to anything not given fails instead of
-// reaching the network.
+// compile compiles the schema with id root from in-memory resources (no network).
 func compile(t *testing.T, root string, resources map[string][]byte) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for id, b := range resources {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("parsing schema %s: %v", id, err)
-		}
-		if err := c.AddResource(id, doc); err != nil {
-			t.Fatalf("adding schema %s: %v", id, err)
-		}
-	}
-	s, err := c.Compile(root)
-	if err != nil {
-		t.Fatalf("compiling schema %s: %v", root, err)
-	}
-	return s
+	return testutil.CompileSchema(t, root, resources)
 }
 
 func validate(t *testing.T, s *jsonschema.Schema, doc []byte) error {
