@@ -90,8 +90,8 @@ func WithIDMappedLayers(m IDMap) MountOption {
 }
 
 // WithUserNamespace gives Mount the user namespace that WithIDMappedLayers mounts the layers
-// through, made beforehand (NewUserNamespace), so that making it (a millisecond or two) can
-// overlap other work. Its ID map must be WithIDMappedLayers's. The caller closes u.
+// through (PinUserNamespace), instead of making one with a helper process (a millisecond or
+// two). Its ID map must be WithIDMappedLayers's. The caller closes u.
 func WithUserNamespace(u *UserNamespace) MountOption {
 	return func(c *mountConfig) { c.userns = u }
 }

@@ -16,20 +16,7 @@ type UserNamespace struct {
 	m  IDMap
 }
 
-// NewUserNamespace makes a user namespace with the ID map m, for Mount's WithUserNamespace.
-// It fails with ErrNoIDMappedMounts (and ErrUserNamespaceHelper when the helper process
-// could not be made) as Mount would.
-func NewUserNamespace(m IDMap) (*UserNamespace, error) {
-	if err := checkNamespaceMap(m); err != nil {
-		return nil, err
-	}
-	fd, err := usernsFD(m)
-	if err != nil {
-		return nil, err
-	}
-	return &UserNamespace{fd: fd, m: m}, nil
-}
-
+// checkNamespaceMap refuses a map a user namespace for idmapped mounts cannot have.
 func checkNamespaceMap(m IDMap) error {
 	if err := m.validate(); err != nil {
 		return err
