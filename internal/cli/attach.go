@@ -45,11 +45,11 @@ moat logs -f follows its output.`,
 func (o *attachOptions) run(ctx context.Context, a *app, name string) error {
 	ctx, detach := context.WithCancel(ctx)
 	defer detach()
-	io := backend.IO{Stdout: a.out, Terminal: &backend.Terminal{}}
+	stdio := backend.IO{Stdout: a.out, Terminal: &backend.Terminal{}}
 	var keys *detachReader
 	if !o.NoStdin {
 		keys = &detachReader{r: a.in, detach: detach}
-		io.Stdin = keys
+		stdio.Stdin = keys
 	}
 	// The user's terminal, when there is one, goes raw so that every key reaches the
 	// container's; input from a pipe is passed on as it is.
@@ -59,10 +59,10 @@ func (o *attachOptions) run(ctx context.Context, a *app, name string) error {
 			return err
 		}
 		defer tty.Restore()
-		io.Terminal = tty.Terminal
+		stdio.Terminal = tty.Terminal
 	}
 	return withEngine(a, func(e *engine.Engine) error {
-		code, err := e.Attach(ctx, name, io)
+		code, err := e.Attach(ctx, name, stdio)
 		if errors.Is(err, context.Canceled) && keys != nil && keys.detached() {
 			fmt.Fprintf(a.err, "\r\nmoat: detached from %s, which goes on running\r\n", name)
 			return nil
@@ -87,6 +87,8 @@ type detachReader struct {
 	r      io.Reader
 	detach func()
 
+	buf []byte // the reader's, read into before the keys are looked at
+
 	mu      sync.Mutex
 	matched int // how many of detachKeys the input has just had
 	done    bool
@@ -96,13 +98,17 @@ func (d *detachReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	// One byte of room for a held-back key that turns out to be input.
-	buf := make([]byte, max(1, len(p)-1))
-	n, err := d.r.Read(buf)
+	// One byte of room for a held-back key that turns out to be input. Only one goroutine
+	// reads; the lock is not held while it waits for input, so detached never waits on it.
+	want := max(1, len(p)-1)
+	if len(d.buf) < want {
+		d.buf = make([]byte, want)
+	}
+	n, err := d.r.Read(d.buf[:want])
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := 0
-	for _, b := range buf[:n] {
+	for _, b := range d.buf[:n] {
 		if b == detachKeys[d.matched] {
 			d.matched++
 			if d.matched == len(detachKeys) {
