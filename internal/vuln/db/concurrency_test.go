@@ -218,3 +218,32 @@ func TestCrashDuringUpdate(t *testing.T) {
 		t.Errorf("files %v", files)
 	}
 }
+
+// TestOpenWhileReplaced swaps the file between Open's check of the file and bbolt's open of
+// the path, a window too small for TestReadersDuringUpdate to hit reliably: Open must retry
+// and return the new file whole, not measure one file and read the other.
+func TestOpenWhileReplaced(t *testing.T) {
+	small, large := t.TempDir(), t.TempDir()
+	mustUpdate(t, small, []Input{{Path: filepath.Join(fixtures, "Alpine")}}, UpdateOptions{})
+	mustUpdate(t, large, []Input{{Path: filepath.Join(fixtures, "Alpine")}, {Path: filepath.Join(fixtures, "npm")}}, UpdateOptions{})
+	swaps := 0
+	testHookBeforeBolt = func() {
+		if swaps++; swaps == 1 {
+			if err := os.Rename(filepath.Join(large, FileName), filepath.Join(small, FileName)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookBeforeBolt = nil })
+	d, err := Open(small)
+	if err != nil {
+		t.Fatalf("Open while the file was replaced: %v", err)
+	}
+	defer d.Close()
+	if swaps != 2 {
+		t.Errorf("bbolt opened the path %d times, want 2 (one retry)", swaps)
+	}
+	if _, ok := d.Status().Source("npm"); !ok {
+		t.Error("Open returned the replaced file, want the new one")
+	}
+}

@@ -119,67 +119,77 @@ func OpenFile(path string) (*DB, error) {
 // bbolt opened is not the one checked, and the open is retried.
 func openFile(path, stamp string) (*DB, error) {
 	for range 3 {
-		d, fi, err := openOnce(path, stamp)
-		if err != nil {
-			return nil, err
+		d, err := openOnce(path, stamp)
+		if !errors.Is(err, errReplaced) {
+			return d, err
 		}
-		now, err := os.Stat(path)
-		if err == nil && os.SameFile(fi, now) {
-			return d, nil
-		}
-		d.Close()
 	}
 	return nil, fmt.Errorf("opening advisory database %s: it kept being replaced while it was opened", path)
 }
 
-func openOnce(path, stamp string) (*DB, os.FileInfo, error) {
+// testHookBeforeBolt, when set by a test, runs between openOnce's check and bbolt's open.
+var testHookBeforeBolt func()
+
+// errReplaced says the file at the path changed between openOnce's check and bbolt's open.
+var errReplaced = errors.New("replaced while it was opened")
+
+func openOnce(path, stamp string) (*DB, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("opening %s: %w", path, ErrNoDatabase)
+		return nil, fmt.Errorf("opening %s: %w", path, ErrNoDatabase)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening advisory database: %w", err)
+		return nil, fmt.Errorf("opening advisory database: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening advisory database: %w", err)
+		return nil, fmt.Errorf("opening advisory database: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("opening advisory database %s: %w: not a regular file", path, ErrCorrupt)
+		return nil, fmt.Errorf("opening advisory database %s: %w: not a regular file", path, ErrCorrupt)
 	}
 	// bbolt would try to initialise an empty file, and maps a file it reads: both need a
 	// file that has at least its two meta pages.
 	if fi.Size() < minFileSize {
-		return nil, nil, fmt.Errorf("opening advisory database %s: %w: %d bytes, too small to be a database", path, ErrCorrupt, fi.Size())
+		return nil, fmt.Errorf("opening advisory database %s: %w: %d bytes, too small to be a database", path, ErrCorrupt, fi.Size())
 	}
 	checked := false
 	if stamp == "" || !stamped(stamp, fi) {
 		if err := checkPages(f, fi.Size()); err != nil {
-			return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+			return nil, fmt.Errorf("opening advisory database %s: %w", path, err)
 		}
 		checked = true
+	}
+	if testHookBeforeBolt != nil {
+		testHookBeforeBolt()
 	}
 	b, err := openBolt(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, nil, fmt.Errorf("opening advisory database %s: another process holds it open for writing: %w", path, err)
+			return nil, fmt.Errorf("opening advisory database %s: another process holds it open for writing: %w", path, err)
 		case errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist):
-			return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+			return nil, fmt.Errorf("opening advisory database %s: %w", path, err)
 		}
 		// The file exists and could be read: what bbolt refuses in it is damage.
-		return nil, nil, fmt.Errorf("opening advisory database %s: %w: %w", path, ErrCorrupt, err)
+		return nil, fmt.Errorf("opening advisory database %s: %w: %w", path, ErrCorrupt, err)
+	}
+	// bbolt opened the path again. While f is open its file's inode cannot be reused, so if
+	// the path still names f's file now, bbolt's file is f's: the one checked and measured.
+	if now, err := os.Stat(path); err != nil || !os.SameFile(fi, now) {
+		b.Close()
+		return nil, errReplaced
 	}
 	d := &DB{bolt: b, path: path}
 	if err := d.load(fi.Size()); err != nil {
 		b.Close()
-		return nil, nil, fmt.Errorf("opening advisory database %s: %w", path, err)
+		return nil, fmt.Errorf("opening advisory database %s: %w", path, err)
 	}
 	if checked && stamp != "" {
 		writeStamp(stamp, fi)
 	}
-	return d, fi, nil
+	return d, nil
 }
 
 // openBolt opens path read-only. bbolt maps the file and reads its meta pages where the first
