@@ -218,45 +218,77 @@ func (c *ociCLI) Run(ctx context.Context, id, bundle string, stdio IO) (int, err
 	if terminal {
 		return c.runTerminal(ctx, id, bundle, stdio)
 	}
+	r, err := c.startRun(id, bundle, stdio)
+	if err != nil {
+		return -1, err
+	}
+	return r.wait(ctx)
+}
+
+// foregroundRun is a runtime's run command started for a foreground container.
+type foregroundRun struct {
+	c                *ociCLI
+	id               string
+	dir              string // the runtime's pid file and log, removed by wait
+	pidFile, logFile string
+	cmd              *exec.Cmd
+	done             chan struct{} // closed when cmd has exited and waitErr is set
+	waitErr          error
+}
+
+// startRun starts the runtime's run command for container id in bundle.
+func (c *ociCLI) startRun(id, bundle string, stdio IO) (*foregroundRun, error) {
 	dir, err := c.foregroundDir(id, bundle)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	pidFile, logFile := filepath.Join(dir, "pid"), filepath.Join(dir, "runtime.log")
-	args, err := c.args(bundle, logFile, "run", "--bundle", bundle, "--pid-file", pidFile, id)
+	r := &foregroundRun{c: c, id: id, dir: dir, pidFile: filepath.Join(dir, "pid"), logFile: filepath.Join(dir, "runtime.log")}
+	args, err := c.args(bundle, r.logFile, "run", "--bundle", bundle, "--pid-file", r.pidFile, id)
 	if err != nil {
-		return -1, err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	cmd := exec.Command(c.binary, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	r.cmd = exec.Command(c.binary, args...)
+	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	// Once the runtime has exited, copying to non-file writers stops after this long even if
 	// something still holds the pipes.
-	cmd.WaitDelay = grace
+	r.cmd.WaitDelay = grace
 	c.log.Debug("runtime command", "runtime", c.name, "args", args)
-	if err := startCommand(cmd, c.hideCgroup2); err != nil {
-		return -1, &RuntimeError{Runtime: c.name, Command: "run", ID: id, Err: err}
+	if err := startCommand(r.cmd, c.hideCgroup2); err != nil {
+		os.RemoveAll(dir)
+		return nil, &RuntimeError{Runtime: c.name, Command: "run", ID: id, Err: err}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	r.done = make(chan struct{})
+	go func() {
+		r.waitErr = r.cmd.Wait()
+		close(r.done)
+	}()
+	return r, nil
+}
+
+// wait waits for the run to end and returns the container's exit code. When ctx ends first
+// the container is sent SIGTERM, killed after grace, and deleted.
+func (r *foregroundRun) wait(ctx context.Context) (int, error) {
+	c, id := r.c, r.id
+	defer os.RemoveAll(r.dir)
 	select {
-	case err = <-done:
+	case <-r.done:
 	case <-ctx.Done():
 		// The runtime forwards SIGTERM to the container; a container that ignores it is killed.
-		cmd.Process.Signal(syscall.SIGTERM)
+		r.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-r.done:
 		case <-time.After(grace):
 			kctx, cancel := context.WithTimeout(context.Background(), grace)
 			c.command(kctx, id, "kill", id, "SIGKILL")
 			cancel()
-			cmd.Process.Kill()
-			<-done
+			r.cmd.Process.Kill()
+			<-r.done
 		}
 		c.forceDelete(id)
 		return -1, fmt.Errorf("%s run %s: %w", c.name, id, ctx.Err())
 	}
-	code := 0
+	code, err := 0, r.waitErr
 	if err != nil {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() < 0 {
@@ -265,10 +297,10 @@ func (c *ociCLI) Run(ctx context.Context, id, bundle string, stdio IO) (int, err
 		}
 		code = exit.ExitCode()
 	}
-	if _, statErr := os.Stat(pidFile); statErr != nil {
+	if _, statErr := os.Stat(r.pidFile); statErr != nil {
 		// No pid file: the runtime failed before the container existed, and the exit code is
 		// its own, not the container's.
-		msg, _ := os.ReadFile(logFile)
+		msg, _ := os.ReadFile(r.logFile)
 		m := runtimeMessage(msg)
 		if m == "" {
 			m = "the runtime's message is on the container's stderr"
@@ -418,9 +450,9 @@ type bundleSpec struct {
 
 func readBundle(bundle string) (bundleSpec, error) {
 	var spec bundleSpec
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := ReadSpec(bundle)
 	if err != nil {
-		return spec, fmt.Errorf("reading the bundle's spec: %w", err)
+		return spec, err
 	}
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return spec, fmt.Errorf("decoding %s/config.json: %w", bundle, err)

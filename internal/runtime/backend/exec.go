@@ -119,9 +119,9 @@ func checkConfinement(bundle string, p *specs.Process) error {
 	if bundle == "" {
 		return errors.New("the runtime does not say where the container's bundle is, so the process's confinement cannot be checked")
 	}
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := ReadSpec(bundle)
 	if err != nil {
-		return fmt.Errorf("reading the container's spec to check the process's confinement: %w", err)
+		return fmt.Errorf("checking the process's confinement: %w", err)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(b, &spec); err != nil {

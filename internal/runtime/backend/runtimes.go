@@ -145,9 +145,9 @@ func (r *Runsc) Close() error {
 
 // runscNetwork chooses gVisor's network mode from the bundle's spec.
 func runscNetwork(bundle string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := ReadSpec(bundle)
 	if err != nil {
-		return nil, fmt.Errorf("runsc: reading the bundle's spec: %w", err)
+		return nil, fmt.Errorf("runsc: %w", err)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(b, &spec); err != nil {

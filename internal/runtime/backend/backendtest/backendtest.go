@@ -82,6 +82,10 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"DetachedTerminal", s.detachedTerminal},
 		{"Attach", s.attach},
 		{"TerminalMismatch", s.terminalMismatch},
+		{"EarlyRun", s.earlyRun},
+		{"EarlyRunAbort", s.earlyRunAbort},
+		{"EarlyRunBadSpec", s.earlyRunBadSpec},
+		{"EarlyRunExec", s.earlyRunExec},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -671,12 +675,19 @@ func (s *suite) startWaiting(t *testing.T, rt backend.Runtime, bundle string) st
 // left there once Run returns.
 func (s *suite) execForeground(t *testing.T, rt backend.Runtime) {
 	bundle := s.bundle(t, []string{"wait"})
+	s.execForegroundWith(t, rt, bundle, func(ctx context.Context, id string) error {
+		_, err := rt.Run(ctx, id, bundle, backend.IO{})
+		return err
+	})
+}
+
+// execForegroundWith checks Exec into a foreground container of bundle that run runs.
+func (s *suite) execForegroundWith(t *testing.T, rt backend.Runtime, bundle string, run func(ctx context.Context, id string) error) {
 	id := id(t, "fg")
 	done := make(chan error, 1)
 	runCtx, stop := context.WithCancel(ctx(t))
 	go func() {
-		_, err := rt.Run(runCtx, id, bundle, backend.IO{})
-		done <- err
+		done <- run(runCtx, id)
 	}()
 	// Whatever happens, Run has returned before the suite checks what is left.
 	t.Cleanup(func() {
@@ -712,6 +723,128 @@ func (s *suite) execForeground(t *testing.T, rt backend.Runtime) {
 			t.Errorf("left in the bundle: %s", e.Name())
 		}
 	}
+}
+
+// earlyRunner is rt as a backend.EarlyRunner; the test is skipped for a runtime that is not.
+func earlyRunner(t *testing.T, rt backend.Runtime) backend.EarlyRunner {
+	er, ok := rt.(backend.EarlyRunner)
+	if !ok {
+		t.Skipf("%s cannot begin a run before its spec is written", rt.Name())
+	}
+	return er
+}
+
+// earlyBundle is a bundle for args whose config.json is not written: its spec is returned.
+func (s *suite) earlyBundle(t *testing.T, args ...string) (string, []byte) {
+	bundle := s.bundle(t, args)
+	path := filepath.Join(bundle, "config.json")
+	spec, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	return bundle, spec
+}
+
+// earlyRun begins runs and writes their specs at once and once the runtime waits for them:
+// each runs as Run would, and leaves the spec in the bundle as a regular file.
+func (s *suite) earlyRun(t *testing.T, rt backend.Runtime) {
+	er := earlyRunner(t, rt)
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		bundle, spec := s.earlyBundle(t, "exit", "3")
+		var out, errOut bytes.Buffer
+		p, err := er.BeginRun(ctx(t), id(t, "early"), bundle, backend.IO{Stdout: &out, Stderr: &errOut})
+		if err != nil {
+			t.Fatalf("BeginRun: %v", err)
+		}
+		time.Sleep(delay)
+		code, err := p.Run(ctx(t), spec)
+		if err != nil || code != 3 {
+			t.Fatalf("Run after %v: %d, %v (stderr %q); want exit code 3", delay, code, err, errOut.String())
+		}
+		if out.String() != "out\n" || errOut.String() != "err\n" {
+			t.Errorf("stdout %q, stderr %q; want \"out\\n\", \"err\\n\"", out.String(), errOut.String())
+		}
+		path := filepath.Join(bundle, "config.json")
+		if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("after the run, config.json: %v, %v; want a regular file", fi, err)
+		} else if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, spec) {
+			t.Errorf("after the run, config.json holds %d bytes (%v), not the spec's %d", len(b), err, len(spec))
+		}
+	}
+}
+
+// earlyRunAbort aborts begun runs, at once and once the runtime waits: the runtime's process
+// ends, having created nothing, and the bundle is as it was.
+func (s *suite) earlyRunAbort(t *testing.T, rt backend.Runtime) {
+	er := earlyRunner(t, rt)
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		bundle, _ := s.earlyBundle(t, "exit", "0")
+		id := id(t, "abort")
+		p, err := er.BeginRun(ctx(t), id, bundle, backend.IO{})
+		if err != nil {
+			t.Fatalf("BeginRun: %v", err)
+		}
+		time.Sleep(delay)
+		p.Abort()
+		if _, err := rt.State(ctx(t), id); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("State of an aborted run: %v, want ErrNotFound", err)
+		}
+		entries, _ := os.ReadDir(bundle)
+		for _, e := range entries {
+			if e.Name() != "rootfs" {
+				t.Errorf("left in the bundle by an aborted run: %s", e.Name())
+			}
+		}
+	}
+}
+
+// earlyRunBadSpec gives begun runs a spec that is not JSON and one that asks for a terminal:
+// both fail, and nothing is left.
+func (s *suite) earlyRunBadSpec(t *testing.T, rt backend.Runtime) {
+	er := earlyRunner(t, rt)
+	_, spec := s.earlyBundle(t, "exit", "0")
+	var sp specs.Spec
+	if err := json.Unmarshal(spec, &sp); err != nil {
+		t.Fatal(err)
+	}
+	sp.Process.Terminal = true
+	terminal, err := json.Marshal(&sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{[]byte("{"), terminal} {
+		bundle, _ := s.earlyBundle(t, "exit", "0")
+		p, err := er.BeginRun(ctx(t), id(t, "bad"), bundle, backend.IO{})
+		if err != nil {
+			t.Fatalf("BeginRun: %v", err)
+		}
+		code, err := p.Run(ctx(t), bad)
+		if err == nil {
+			t.Errorf("Run with the spec %.40q: exit code %d and no error", bad, code)
+		}
+		t.Logf("Run with a bad spec: %v", err)
+	}
+	if _, err := er.BeginRun(ctx(t), id(t, "exists"), s.bundle(t, []string{"exit", "0"}), backend.IO{}); err == nil {
+		t.Error("BeginRun in a bundle that has its config.json: no error")
+	}
+}
+
+// earlyRunExec execs into a container whose run began early: Exec reads the spec the run
+// left in the bundle.
+func (s *suite) earlyRunExec(t *testing.T, rt backend.Runtime) {
+	er := earlyRunner(t, rt)
+	bundle, spec := s.earlyBundle(t, "wait")
+	s.execForegroundWith(t, rt, bundle, func(ctx context.Context, id string) error {
+		p, err := er.BeginRun(ctx, id, bundle, backend.IO{})
+		if err != nil {
+			return err
+		}
+		_, err = p.Run(ctx, spec)
+		return err
+	})
 }
 
 // execProcess is what a caller of Exec builds: the process of the container's config.json

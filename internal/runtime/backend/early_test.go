@@ -1,0 +1,91 @@
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/internal/runtime/backend"
+	"golang.org/x/sys/unix"
+)
+
+// TestEarlyRunReaderToEOF begins runs with a stand-in runtime that reads config.json to its
+// end, as a runtime that does not stop at the end of the JSON value would: it must get the
+// whole spec and then EOF, whether it opens the FIFO before or after the spec is written,
+// and whatever the spec's size (past the FIFO's 64 KiB too).
+func TestEarlyRunReaderToEOF(t *testing.T) {
+	dir := t.TempDir()
+	got := filepath.Join(dir, "got")
+	// The stand-in is called as runc is: [--root R] [--log L --log-format json] run --bundle
+	// B --pid-file P ID. It waits a little, reads the spec, and writes a pid file.
+	script := filepath.Join(dir, "runtime")
+	err := os.WriteFile(script, []byte(`#!/bin/sh
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--bundle) bundle=$2; shift ;;
+	--pid-file) pid=$2; shift ;;
+	esac
+	shift
+done
+sleep "$DELAY"
+cat "$bundle/config.json" > `+got+` || exit 9
+echo $$ > "$pid"
+`), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := backend.NewRunc(filepath.Join(dir, "state"), backend.WithBinary(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		delay string
+		size  int
+	}{{"0", 100}, {"0.3", 100}, {"0", 300 << 10}, {"0.3", 300 << 10}} {
+		t.Setenv("DELAY", tt.delay)
+		bundle := t.TempDir()
+		spec := []byte(`{"ociVersion":"1.0.2","annotations":{"x":"` + strings.Repeat("a", tt.size) + `"}}`)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		p, err := rt.BeginRun(ctx, "eof", bundle, backend.IO{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := p.Run(ctx, spec)
+		cancel()
+		if err != nil || code != 0 {
+			t.Fatalf("delay %s, %d bytes: Run: %d, %v", tt.delay, len(spec), code, err)
+		}
+		if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, spec) {
+			t.Errorf("delay %s: the runtime read %d bytes (%v), want the spec's %d", tt.delay, len(b), err, len(spec))
+		}
+		if b, err := os.ReadFile(filepath.Join(bundle, "config.json")); err != nil || !bytes.Equal(b, spec) {
+			t.Errorf("delay %s: config.json after the run holds %d bytes (%v), want the spec", tt.delay, len(b), err)
+		}
+	}
+}
+
+// TestReadSpecRefusesFIFO: a bundle whose spec is still a FIFO, being handed to a runtime, is
+// refused without blocking and without taking the spec.
+func TestReadSpecRefusesFIFO(t *testing.T) {
+	bundle := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(bundle, "config.json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := backend.ReadSpec(bundle)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("ReadSpec of a FIFO: %v, want an error saying it is not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadSpec blocked on a FIFO")
+	}
+}
