@@ -49,6 +49,7 @@ type Engine struct {
 	runDir string
 
 	noIDMapped bool
+	noEarlyRun bool
 	probeOnce  sync.Once
 	// idmapped is the probe's answer; a mount that contradicts it clears it, while other
 	// containers of this engine may be reading it.
@@ -78,6 +79,10 @@ func WithRuntimeBinary(name, path string) Option {
 // kernel could mount them idmapped (tests of the fallback, kernels whose idmapped overlayfs
 // layers misbehave).
 func WithoutIDMappedLayers() Option { return func(e *Engine) { e.noIDMapped = true } }
+
+// WithoutEarlyRun writes the spec before the runtime starts even when the runtime could
+// begin its run early (backend.EarlyRunner): tests of the plain path.
+func WithoutEarlyRun() Option { return func(e *Engine) { e.noEarlyRun = true } }
 
 // WithRunDir pins user namespaces in dir instead of DefaultRunDir.
 func WithRunDir(dir string) Option { return func(e *Engine) { e.runDir = dir } }
@@ -205,12 +210,18 @@ type Result struct {
 // and the runtime spec. Everything is checked before anything is created: the runtime binary,
 // the level, overlayfs, the name, then the options (user, mounts, command) against the image.
 // On error nothing of the container is left.
-func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool) (*Container, backend.Runtime, error) {
+//
+// A foreground run passes runIO, which gives the container's stdio once it has an ID. When
+// the runtime can (backend.EarlyRunner), its run then begins as soon as the bundle's
+// directory exists, so that the runtime process starts while the root filesystem is
+// mounted and the spec generated; the spec is not written, and the returned created holds
+// the pending run and the spec it waits for.
+func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, detached bool, runIO func(*Container) (backend.IO, error)) (*created, error) {
 	if img.Config == nil {
-		return nil, nil, fmt.Errorf("%s: the image has no configuration", img.Name)
+		return nil, fmt.Errorf("%s: the image has no configuration", img.Name)
 	}
 	if img.Root != "" {
-		return nil, nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
+		return nil, fmt.Errorf("%s: a root filesystem directory cannot be run: give an image", img.Name)
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
@@ -220,18 +231,18 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		name = "moat-" + id[:12]
 	}
 	if !backend.ValidID(name) {
-		return nil, nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
+		return nil, fmt.Errorf("container name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128", name)
 	}
 	rtName, err := e.runtimeName(o.Level)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rt, err := e.runtimeNamed(rtName)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := rootfs.CheckOverlay(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	level := o.Level
 	if level == "" {
@@ -260,7 +271,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}
 	if err := e.claim(c); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -269,10 +280,27 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		}
 	}()
 	if err := os.Mkdir(c.Dir, 0o711); err != nil {
-		return nil, nil, fmt.Errorf("creating the container's directory: %w", err)
+		return nil, fmt.Errorf("creating the container's directory: %w", err)
 	}
 	if err := rootfs.MountScratch(c.Dir); err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	out := &created{c: c, rt: rt}
+	if runIO != nil {
+		if out.io, err = runIO(c); err != nil {
+			return nil, err
+		}
+		if er, isEarly := rt.(backend.EarlyRunner); isEarly && !o.Spec.Terminal && !e.noEarlyRun {
+			if out.run, err = er.BeginRun(ctx, c.ID, c.Dir, out.io); err != nil {
+				return nil, err
+			}
+			// Deferred after discard's, so run first: the runtime holds the bundle open.
+			defer func() {
+				if !ok {
+					out.run.Abort()
+				}
+			}()
+		}
 	}
 
 	// A read-only root filesystem's writable layer holds only the runtime's mount points and
@@ -296,7 +324,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		root, err = e.mountLayers(ctx, img, c.Dir, layerMap, append(writable, rootfs.WithIDMap(layerMap))...)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("assembling the root filesystem: %w", err)
+		return nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
 	so := o.Spec
@@ -305,24 +333,37 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	so.CgroupsPath = "/moat/" + id
 	gen, err := spec.Generate(img.Config.Config, root, so)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c.Relaxations = gen.Relaxations
 	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), cfg, 0o600); err != nil {
-		return nil, nil, fmt.Errorf("writing the runtime spec: %w", err)
+	if out.run != nil {
+		out.config = cfg
+	} else if err := os.WriteFile(filepath.Join(c.Dir, "config.json"), cfg, 0o600); err != nil {
+		return nil, fmt.Errorf("writing the runtime spec: %w", err)
 	}
 	if o.Prepared != nil {
 		if err := o.Prepared(c); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	ok = true
-	return c, rt, nil
+	return out, nil
+}
+
+// created is a container create has made, ready to run.
+type created struct {
+	c  *Container
+	rt backend.Runtime
+	io backend.IO // the stdio runIO gave, for a foreground run
+	// run is the foreground run begun early, waiting for config, the spec; nil when the
+	// spec is in the bundle.
+	run    *backend.PendingRun
+	config []byte
 }
 
 // userNamespace opens the user namespace with the ID map m pinned in the run directory,
@@ -418,24 +459,39 @@ func (e *Engine) Run(ctx context.Context, img *image.Image, o RunOptions) (*Resu
 		return nil, err
 	}
 	defer release()
-	c, rt, err := e.create(ctx, img, o, false)
+	var log *os.File
+	defer func() {
+		if log != nil {
+			log.Close()
+		}
+	}()
+	runIO := func(c *Container) (backend.IO, error) {
+		io := o.IO
+		if !o.Remove {
+			f, err := openLog(c)
+			if err != nil {
+				return io, err
+			}
+			log = f
+			io.Stdout, io.Stderr = tee(io.Stdout, log), tee(io.Stderr, log)
+		}
+		return io, nil
+	}
+	cr, err := e.create(ctx, img, o, false, runIO)
 	if err != nil {
 		return nil, err
 	}
+	c, rt := cr.c, cr.rt
 	res := &Result{ID: c.ID, Name: c.Name, ExitCode: -1, Relaxations: c.Relaxations}
-	io := o.IO
-	var log *os.File
-	if !o.Remove {
-		if log, err = openLog(c); err != nil {
-			e.discard(c, -1)
-			return nil, err
-		}
-		defer log.Close()
-		io.Stdout, io.Stderr = tee(io.Stdout, log), tee(io.Stderr, log)
-	}
 	e.log.Info("starting container", "container", c.Name, "id", c.ID, "image", img.Name, "digest", img.Digest, "level", c.Level, "runtime", rt.Name())
 	c.Started = time.Now().UTC()
-	code, runErr := rt.Run(ctx, c.ID, c.Dir, io)
+	var code int
+	var runErr error
+	if cr.run != nil {
+		code, runErr = cr.run.Run(ctx, cr.config)
+	} else {
+		code, runErr = rt.Run(ctx, c.ID, c.Dir, cr.io)
+	}
 	if o.Remove {
 		// The runtime's run has deleted its own state already; what is left is moat's.
 		e.discard(c, code)

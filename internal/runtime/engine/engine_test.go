@@ -71,10 +71,21 @@ func TestRun(t *testing.T) {
 		t.Skip("runs real containers")
 	}
 	img := progImage(t)
-	for _, tc := range levels {
+	type level = struct {
+		name    string
+		level   spec.Level
+		runtime string
+	}
+	// runc begins its run before the spec is written (backend.EarlyRunner); once more with
+	// the spec written first.
+	for _, tc := range append(levels, level{"hardened runc spec first", spec.Hardened, "runc"}) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := engineDir(t)
-			e := newEngine(t, dir, tc.runtime)
+			var opts []Option
+			if strings.HasSuffix(tc.name, "spec first") {
+				opts = append(opts, WithoutEarlyRun())
+			}
+			e := newEngine(t, dir, tc.runtime, opts...)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			run := func(o RunOptions) (string, string, *Result) {
@@ -255,12 +266,19 @@ func TestBundleAndData(t *testing.T) {
 	}
 }
 
-// checkNoContainers checks that the engine in dir holds no container's bundle or data.
+// checkNoContainers checks that the engine in dir holds no container's bundle or data, and
+// that no process names the directory (a runtime begun early and never given its spec, say).
 func checkNoContainers(t *testing.T, dir string) {
 	t.Helper()
 	for _, d := range []string{"containers", "data"} {
 		if ents, _ := os.ReadDir(filepath.Join(dir, d)); len(ents) != 0 {
 			t.Errorf("%s/ holds %v", d, ents)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(dir)) {
+			t.Errorf("process %s left behind: %q", filepath.Base(filepath.Dir(p)), bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		}
 	}
 }

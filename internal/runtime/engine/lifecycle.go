@@ -33,10 +33,11 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 		return nil, err
 	}
 	defer release()
-	c, rt, err := e.create(ctx, img, o, true)
+	cr, err := e.create(ctx, img, o, true, nil)
 	if err != nil {
 		return nil, err
 	}
+	c, rt := cr.c, cr.rt
 	fail := func(err error) (*Container, error) {
 		if derr := rt.Delete(context.WithoutCancel(ctx), c.ID, true); derr != nil && !errors.Is(derr, backend.ErrNotFound) {
 			e.log.Warn("deleting a container that failed to start", "container", c.Name, "error", derr)
@@ -209,9 +210,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	if err != nil {
 		return -1, err
 	}
-	b, err := os.ReadFile(filepath.Join(c.Dir, "config.json"))
+	b, err := backend.ReadSpec(c.Dir)
 	if err != nil {
-		return -1, fmt.Errorf("reading %s's runtime spec: %w", c.Name, err)
+		return -1, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil || s.Process == nil {

@@ -28,9 +28,9 @@ var levels = []struct {
 	{"sandbox runsc", spec.Sandbox, ""},
 }
 
-func newEngine(t *testing.T, dir, runtime string) *Engine {
+func newEngine(t *testing.T, dir, runtime string, more ...Option) *Engine {
 	t.Helper()
-	opts := []Option{WithRuntimeBinary("runsc", testutil.Runsc(t))}
+	opts := append([]Option{WithRuntimeBinary("runsc", testutil.Runsc(t))}, more...)
 	if runtime != "" {
 		opts = append(opts, WithHardenedRuntime(runtime))
 	}
