@@ -761,6 +761,7 @@ func TestVersionHelpCompletion(t *testing.T) {
 		{"help command", []string{"help", "sbom"}, []string{"Examples:", "moat sbom debian:12"}},
 		{"sbom help", []string{"sbom", "--help"}, []string{"Examples:", "moat sbom debian:12", "docker-archive:PATH", "registry:NAME", "oci-archive:PATH", "oci-dir:PATH", "docker:NAME", "dir:PATH", "--output-file", "--no-cache", "--platform", "--insecure", "cyclonedx-json"}},
 		{"sbom -h", []string{"sbom", "-h"}, []string{"Examples:"}},
+		{"run help after global flags", []string{"--log-level", "error", "-q", "run", "--help"}, []string{"moat run --rm oci-dir:./app-layout", "--rm", "Global Flags:", "--log-level"}},
 		{"cache help", []string{"cache", "--help"}, []string{"info", "clean"}},
 		{"cache without subcommand", []string{"cache"}, []string{"info", "clean"}},
 		{"completion without shell", []string{"completion"}, []string{"bash", "zsh", "fish", "powershell"}},
@@ -783,6 +784,43 @@ func TestVersionHelpCompletion(t *testing.T) {
 			}
 			assertEmpty(t, e.home)
 		})
+	}
+}
+
+// TestCommandNamed checks how Execute finds the one top-level command to build: every entry
+// of commands builds the command it is named after, and only a plain command after the
+// global flags is picked; anything else builds the whole tree.
+func TestCommandNamed(t *testing.T) {
+	for _, c := range commands {
+		if got := c.build(&app{}).Name(); got != c.name {
+			t.Errorf("commands entry %q builds %q", c.name, got)
+		}
+	}
+	if all := newRoot(&app{}).Commands(); len(all) != len(commands)+2 { // and help, completion
+		t.Errorf("the whole tree has %d commands, want the %d listed and help and completion", len(all), len(commands))
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--rm", "oci-dir:x"}, "run"},
+		{[]string{"--log-level", "debug", "--quiet", "ps", "-a"}, "ps"},
+		{[]string{"--log-level=info", "-q", "--no-color", "scan", "x"}, "scan"},
+		{[]string{"--log-level", "run"}, ""}, // "run" is the level: cobra reports it
+		{[]string{"--help"}, ""},
+		{[]string{"-h", "run"}, ""},
+		{[]string{"--version"}, ""},
+		{[]string{"help", "run"}, ""},
+		{[]string{"completion", "bash"}, ""},
+		{[]string{"__complete", "run", ""}, ""},
+		{[]string{"runn"}, ""}, // cobra suggests "run" from the whole tree
+		{[]string{"--", "run"}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := commandNamed(tt.args); got != tt.want {
+			t.Errorf("commandNamed(%q) = %q, want %q", tt.args, got, tt.want)
+		}
 	}
 }
 

@@ -152,8 +152,48 @@ func (a *app) setup() error {
 	return nil
 }
 
+// commands are moat's top-level commands, each with the function that builds it.
+var commands = []struct {
+	name  string
+	build func(*app) *cobra.Command
+}{
+	{"version", newVersionCmd}, {"sbom", newSBOMCmd}, {"scan", newScanCmd}, {"db", newDBCmd},
+	{"cache", newCacheCmd}, {"key", newKeyCmd}, {"sign", newSignCmd}, {"verify", newVerifyCmd},
+	{"attest", newAttestCmd}, {"verify-attestation", newVerifyAttestationCmd}, {"policy", newPolicyCmd},
+	{"run", newRunCmd}, {"ps", newPsCmd}, {"logs", newLogsCmd}, {"stop", newStopCmd},
+	{"kill", newKillCmd}, {"rm", newRmCmd}, {"exec", newExecCmd}, {"attach", newAttachCmd},
+	{"inspect", newInspectCmd},
+}
+
+// commandNamed returns the top-level command args run, when they plainly name one after the
+// global flags, or "". Building the whole tree of commands and flags costs a cold process
+// most of a millisecond, which `moat run` need not pay.
+func commandNamed(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch arg := args[i]; {
+		case arg == "--log-level":
+			i++ // its value
+		case strings.HasPrefix(arg, "--log-level="), arg == "-q", arg == "--quiet", arg == "--no-color":
+		case strings.HasPrefix(arg, "-"):
+			return "" // help, version, or an error cobra explains with the whole tree
+		default:
+			for _, c := range commands {
+				if c.name == arg {
+					return arg
+				}
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
 // newRoot builds the command tree.
-func newRoot(a *app) *cobra.Command {
+func newRoot(a *app) *cobra.Command { return newRootFor(a, "") }
+
+// newRootFor builds the root command with only the top-level command named only, or with
+// all of them when only is "".
+func newRootFor(a *app, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "moat",
 		Short: "Secure containers across their life",
@@ -172,7 +212,6 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
   moat scan alpine:3.20 --fail-on high`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version(),
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			a.started = true
 			return a.setup()
@@ -183,11 +222,16 @@ who made it, whether it may run, how tightly it is isolated and what it does.`,
 	root.SetErr(a.err)
 	a.global.AddFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
-	root.AddCommand(newVersionCmd(a), newSBOMCmd(a), newScanCmd(a), newDBCmd(a), newCacheCmd(a),
-		newKeyCmd(a), newSignCmd(a), newVerifyCmd(a), newAttestCmd(a), newVerifyAttestationCmd(a), newPolicyCmd(a), newRunCmd(a),
-		newPsCmd(a), newLogsCmd(a), newStopCmd(a), newKillCmd(a), newRmCmd(a), newExecCmd(a), newAttachCmd(a), newInspectCmd(a))
-	root.InitDefaultHelpCmd()
-	root.InitDefaultCompletionCmd()
+	for _, c := range commands {
+		if only == "" || c.name == only {
+			root.AddCommand(c.build(a))
+		}
+	}
+	if only == "" {
+		root.Version = Version() // it reads the build information: only --version needs it
+		root.InitDefaultHelpCmd()
+		root.InitDefaultCompletionCmd()
+	}
 	requireSubcommands(root)
 	return root
 }
@@ -214,7 +258,7 @@ func requireSubcommands(root *cobra.Command) {
 // Execute runs the command line args.
 func Execute(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) error {
 	a := &app{in: in, out: out, err: errOut}
-	root := newRoot(a)
+	root := newRootFor(a, commandNamed(args))
 	root.SetArgs(args)
 	_, err := root.ExecuteContextC(ctx)
 	if err != nil && !a.started && isArgError(err) {
