@@ -38,11 +38,7 @@ type PendingRun struct {
 	path string
 	once sync.Once
 	fed  chan struct{} // closed when feed is done with the bundle
-	// started is closed once the runtime is started (run) or could not be (startErr): the
-	// start, half a millisecond of fork and exec, is not waited for by BeginRun.
-	started  chan struct{}
-	run      *foregroundRun
-	startErr error
+	run  *foregroundRun
 }
 
 // BeginRun is EarlyRunner.BeginRun for runc.
@@ -69,12 +65,15 @@ func (c *ociCLI) beginRun(id, bundle string, stdio IO) (*PendingRun, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("%s run %s: opening the spec's FIFO: %w", c.name, id, err)
 	}
-	p := &PendingRun{fifo: fifo, path: path, fed: make(chan struct{}), started: make(chan struct{})}
-	go func() {
-		defer close(p.started)
-		p.run, p.startErr = c.startRun(id, bundle, stdio)
-	}()
-	return p, nil
+	// Started here rather than in a goroutine: one would wait for a free processor while the
+	// caller goes on, and the point is that the runtime starts at once.
+	run, err := c.startRun(id, bundle, stdio)
+	if err != nil {
+		fifo.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return &PendingRun{fifo: fifo, path: path, fed: make(chan struct{}), run: run}, nil
 }
 
 // ReadSpec reads the bundle's config.json. While a run begun early is handing the spec to
@@ -102,10 +101,6 @@ func ReadSpec(bundle string) ([]byte, error) {
 // Run writes spec, the bundle's config.json, to the waiting runtime, and then is
 // Runtime.Run: it waits for the container to exit, deletes it and returns its exit code.
 func (p *PendingRun) Run(ctx context.Context, spec []byte) (int, error) {
-	if <-p.started; p.startErr != nil {
-		p.Abort()
-		return -1, p.startErr
-	}
 	r := p.run
 	var bs bundleSpec
 	if err := json.Unmarshal(spec, &bs); err != nil {
@@ -212,12 +207,10 @@ func unread(f *os.File) (int, error) {
 func (p *PendingRun) Abort() {
 	p.once.Do(func() {
 		close(p.fed)
-		<-p.started
-		if r := p.run; r != nil {
-			r.cmd.Process.Kill()
-			<-r.done
-			os.RemoveAll(r.dir)
-		}
+		r := p.run
+		r.cmd.Process.Kill()
+		<-r.done
+		os.RemoveAll(r.dir)
 		p.fifo.Close()
 		os.Remove(p.path)
 	})

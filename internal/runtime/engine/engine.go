@@ -248,9 +248,6 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if level == "" {
 		level = spec.Hardened
 	}
-	// The spec's JSON machinery only waits on the CPU: it warms up in the background while
-	// the store and the mounts below wait on the disk.
-	go spec.Warm()
 	m := spec.DefaultIDMap()
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
 	// (owned by host IDs no container maps to, so that not even a container root that broke

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -76,21 +75,6 @@ func (r *Result) ConfigJSON() ([]byte, error) {
 		return nil, fmt.Errorf("encoding the runtime spec: %w", err)
 	}
 	return append(b, '\n'), nil
-}
-
-// Warm does ahead of time what the first Generate and ConfigJSON of a process would
-// otherwise do on the way to starting a container: decode the built-in seccomp profile and
-// build encoding/json's encoders for the spec's types, about 2 ms of work in a new process
-// (the warm calls then take a tenth of a millisecond). A caller starts it in a goroutine
-// while it waits on the disk or the kernel for other things. It is safe to call any number
-// of times, from any goroutine.
-func Warm() { warmOnce.Do(warm) }
-
-var warmOnce sync.Once
-
-func warm() {
-	Profile(ProfileHardened)
-	json.Marshal(&specs.Spec{})
 }
 
 // SpecVersion is the ociVersion of the specs Generate makes: the oldest version that has

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 
@@ -1016,34 +1015,3 @@ func FuzzParseAccounts(f *testing.F) {
 	})
 }
 
-// Warm may run any number of times, concurrently with Generate, and changes nothing Generate
-// makes.
-func TestWarm(t *testing.T) {
-	before, err := Generate(v1.Config{Entrypoint: []string{"/bin/true"}}, "/rootfs", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := before.ConfigJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(Warm)
-	}
-	after, err := Generate(v1.Config{Entrypoint: []string{"/bin/true"}}, "/rootfs", Options{})
-	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := after.ConfigJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Error("the spec changed once warm")
-	}
-	if _, ok := builtinParsed.Load(ProfileHardened); !ok {
-		t.Error("Warm did not decode the hardened profile")
-	}
-}
