@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Masterminds/semver/v3"
 	gem "github.com/aquasecurity/go-gem-version"
 	pep440 "github.com/aquasecurity/go-pep440-version"
 	apk "github.com/knqyf263/go-apk-version"
@@ -13,10 +14,18 @@ import (
 )
 
 // reference orders a and b with the library that the scheme's own comparison replaces, for
-// the schemes that compare without their library (dpkg, apk, rpm, PEP 440, RubyGems). It reports false
-// when there is no such library or it is known to be wrong for these inputs.
+// the schemes that compare without their library (dpkg, apk, rpm, PEP 440, RubyGems) or with
+// another one (SemVer and npm: golang.org/x/mod/semver, checked against Masterminds/semver).
+// It reports false when there is no such library or it is known to be wrong for these inputs.
 func reference(s *Scheme, a, b string) (int, bool) {
 	switch s {
+	case semverScheme, npmScheme:
+		x, errA := mastermindsSemVer(s, a)
+		y, errB := mastermindsSemVer(s, b)
+		if errA != nil || errB != nil {
+			return 0, false
+		}
+		return x.Compare(y), true
 	case dpkgScheme:
 		// go-deb-version saturates numbers of more than 18 digits.
 		if checkDigitRuns(a) != nil || checkDigitRuns(b) != nil {
@@ -73,6 +82,43 @@ func reference(s *Scheme, a, b string) (int, bool) {
 		return sign(x.Compare(y)), true
 	}
 	return 0, false
+}
+
+// mastermindsSemVer reads v as the semver or npm scheme does, with Masterminds/semver. It
+// refuses numbers too large for a uint64, which SemVer allows and x/mod/semver reads.
+func mastermindsSemVer(s *Scheme, v string) (*semver.Version, error) {
+	if s == npmScheme {
+		v = strings.TrimPrefix(v, "v")
+	}
+	return semver.StrictNewVersion(v)
+}
+
+// TestReferenceSemVerValidity checks that the semver and npm schemes accept exactly what
+// Masterminds/semver's strict parser accepts, apart from numbers too large for it.
+func TestReferenceSemVerValidity(t *testing.T) {
+	var inputs []string
+	for _, o := range orderings {
+		if o.ecosystem == "npm" || o.ecosystem == "crates.io" {
+			for _, g := range o.groups {
+				inputs = append(inputs, g...)
+			}
+		}
+	}
+	inputs = append(inputs, invalid["npm"]...)
+	inputs = append(inputs, "1", "1.2", "v1", "1.2.3.4", "1.2.3-", "1.2.3+", "1.2.3-a..b", "1.2.3-01", "1.2.3-0a", "1.2.3-a.01",
+		"01.2.3", "1.02.3", "1.2.03", "0.0.0", "1.2.3-0", "1.2.3+01", "1.2.3+a.b-c", "1.2.3-a+b+c", " 1.2.3", "1.2.3 ", "V1.2.3", "vv1.2.3")
+	for _, s := range []*Scheme{semverScheme, npmScheme} {
+		for _, v := range inputs {
+			_, err := s.Parse(v)
+			_, refErr := mastermindsSemVer(s, v)
+			if (err == nil) != (refErr == nil) {
+				t.Errorf("%s: %q: Parse says %v, Masterminds/semver says %v", s.Name(), v, err, refErr)
+			}
+		}
+	}
+	if _, err := semverScheme.Parse("99999999999999999999.0.0"); err != nil {
+		t.Errorf("a number too large for a uint64 is still SemVer: %v", err)
+	}
 }
 
 // TestReference checks the schemes written here against their reference libraries on every
@@ -142,7 +188,23 @@ func TestReferenceRandom(t *testing.T) {
 		}
 		return string(b)
 	}
+	semverGen := func() string {
+		v := pick("0", "1", "2", "10") + "." + pick("0", "1", "10") + "." + pick("0", "1", "2", "10")
+		for i := range rng.IntN(4) {
+			sep := "."
+			if i == 0 {
+				sep = "-"
+			}
+			v += sep + pick("0", "1", "2", "10", "a", "alpha", "beta", "rc", "a1", "1a", "-", "x-y")
+		}
+		if rng.IntN(3) == 0 {
+			v += "+" + pick("build", "1", "01", "a.b")
+		}
+		return v
+	}
 	gens := map[*Scheme]func() string{
+		semverScheme: semverGen,
+		npmScheme:    func() string { return pick("", "", "v") + semverGen() },
 		dpkgScheme: func() string {
 			v := pick("", "", "1:", "0:", "2:") + pick("0", "1", "9", "10", "01") + chars("0123456789.+~aZz", 6)
 			if rng.IntN(2) == 0 {

@@ -4,36 +4,40 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
 	gosemver "golang.org/x/mod/semver"
 )
 
 // semverKey is a SemVer 2.0 version (https://semver.org), read strictly and ordered by
-// precedence (build metadata ignored) with Masterminds/semver. Two schemes use it: "semver"
-// for OSV SEMVER ranges and crates.io, which takes exactly MAJOR.MINOR.PATCH[-PRE][+BUILD]
-// with no "v" (as OSV writes SEMVER versions), and "npm", which also takes the single leading
-// "v" that node-semver's strict parser allows.
-type semverKey struct {
-	raw string
-	v   *semver.Version
-}
+// precedence (build metadata ignored) with golang.org/x/mod/semver, in its spelling with a
+// "v". Two schemes use it: "semver" for OSV SEMVER ranges and crates.io, which takes exactly
+// MAJOR.MINOR.PATCH[-PRE][+BUILD] with no "v" (as OSV writes SEMVER versions), and "npm",
+// which also takes the single leading "v" that node-semver's strict parser allows.
+//
+// x/mod/semver has no regular expressions to compile at start-up, as Masterminds/semver's
+// half a millisecond in every moat process did; the tests check it against Masterminds.
+type semverKey string
 
 func parseSemVer(s string) (key, error) {
-	var v *semver.Version
-	if err := safely(func() (err error) { v, err = semver.StrictNewVersion(s); return err }); err != nil {
-		return nil, err
+	v := "v" + s
+	if !gosemver.IsValid(v) {
+		return nil, errors.New("not a SemVer 2.0 version (MAJOR.MINOR.PATCH[-PRE][+BUILD])")
 	}
-	return &semverKey{raw: s, v: v}, nil
+	// x/mod/semver also reads "v1" and "v1.2" as v1.0.0 and v1.2.0; SemVer does not.
+	core := v
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		core = v[:i]
+	}
+	if strings.Count(core, ".") != 2 {
+		return nil, errors.New("not a SemVer 2.0 version: MAJOR.MINOR.PATCH needs all three numbers")
+	}
+	return semverKey(v), nil
 }
 
 func parseNPM(s string) (key, error) {
 	return parseSemVer(strings.TrimPrefix(s, "v"))
 }
 
-func (k *semverKey) compare(o key) int {
-	p := o.(*semverKey)
-	return guarded(k.raw, p.raw, func() int { return k.v.Compare(p.v) })
-}
+func (k semverKey) compare(o key) int { return gosemver.Compare(string(k), string(o.(semverKey))) }
 
 // goKey is a Go module version in golang.org/x/mod/semver's canonical spelling, with the "v".
 //
