@@ -1014,4 +1014,3 @@ func FuzzParseAccounts(f *testing.F) {
 		}
 	})
 }
-
