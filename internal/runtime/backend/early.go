@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -131,7 +132,9 @@ func (p *PendingRun) feed(spec []byte) {
 	exited := p.run.done
 	written := make(chan error, 1)
 	go func() {
-		_, err := p.fifo.Write(spec)
+		// Without the whitespace after the JSON value: a runtime that reads one value (runc's
+		// decoder) would leave it in the FIFO, which would then never be empty.
+		_, err := p.fifo.Write(bytes.TrimRight(spec, " \t\r\n"))
 		written <- err
 	}()
 	select {

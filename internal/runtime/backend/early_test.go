@@ -3,6 +3,7 @@ package backend_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,8 +33,13 @@ while [ $# -gt 0 ]; do
 	shift
 done
 sleep "$DELAY"
-cat "$bundle/config.json" > `+got+` || exit 9
+if [ -n "$READ_BYTES" ]; then
+	head -c "$READ_BYTES" "$bundle/config.json" > `+got+` || exit 9
+else
+	cat "$bundle/config.json" > `+got+` || exit 9
+fi
 echo $$ > "$pid"
+sleep "${AFTER:-0}"
 `), 0o755)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +71,61 @@ echo $$ > "$pid"
 		if b, err := os.ReadFile(filepath.Join(bundle, "config.json")); err != nil || !bytes.Equal(b, spec) {
 			t.Errorf("delay %s: config.json after the run holds %d bytes (%v), want the spec", tt.delay, len(b), err)
 		}
+	}
+}
+
+// TestEarlyRunSpecEndsInNewline: a runtime that reads one JSON value, as runc does, leaves
+// what follows it; the newline that ends moat's specs must not be left in the FIFO, or the FIFO
+// would never be empty, never closed, and the bundle's config.json would stay a FIFO (which
+// Exec refuses) for as long as the container runs.
+func TestEarlyRunSpecEndsInNewline(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "runtime")
+	err := os.WriteFile(script, []byte(`#!/bin/sh
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--bundle) bundle=$2; shift ;;
+	--pid-file) pid=$2; shift ;;
+	esac
+	shift
+done
+head -c "$READ_BYTES" "$bundle/config.json" > /dev/null || exit 9
+echo $$ > "$pid"
+sleep 5
+`), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := backend.NewRunc(filepath.Join(dir, "state"), backend.WithBinary(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := `{"ociVersion":"1.0.2"}`
+	t.Setenv("READ_BYTES", fmt.Sprint(len(value)))
+	bundle := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := rt.BeginRun(ctx, "newline", bundle, backend.IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Run(ctx, []byte(value+"\n"))
+		done <- err
+	}()
+	path := filepath.Join(bundle, "config.json")
+	for deadline := time.Now().Add(4 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Error("config.json is still not a regular file while the runtime runs")
+			break
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -745,7 +745,8 @@ func (s *suite) earlyBundle(t *testing.T, args ...string) (string, []byte) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	return bundle, spec
+	// Ending in a newline, as moat's specs do: a runtime that reads one JSON value leaves it.
+	return bundle, append(spec, '\n')
 }
 
 // earlyRun begins runs and writes their specs at once and once the runtime waits for them:
