@@ -48,6 +48,7 @@ type attachHub struct {
 	clients map[*attachClient]struct{}
 	closed  bool
 	logErr  error
+	writers sync.WaitGroup // the clients' writers, which drain waits for
 }
 
 // attachClient is one connection to the attach socket. Output queues up in pending and its
@@ -87,7 +88,8 @@ func (h *attachHub) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// add registers a client; false once the hub is closed (the container has ended).
+// add registers a client and starts its writer; false once the hub is closed (the container
+// has ended).
 func (h *attachHub) add(c *attachClient) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -95,6 +97,7 @@ func (h *attachHub) add(c *attachClient) bool {
 		return false
 	}
 	h.clients[c] = struct{}{}
+	h.writers.Go(c.write)
 	return true
 }
 
@@ -113,6 +116,23 @@ func (h *attachHub) closeAll() {
 	for c := range h.clients {
 		delete(h.clients, c)
 		c.end()
+	}
+}
+
+// drain waits, at most max, for every client's writer to have sent what was queued for it
+// and closed its connection; it reports whether they all did. The shim calls it after
+// closeAll, before it exits and takes the unsent output with it.
+func (h *attachHub) drain(max time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		h.writers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(max):
+		return false
 	}
 }
 
@@ -186,7 +206,6 @@ func serveAttach(ln *net.UnixListener, master *os.File, hub *attachHub) {
 			conn.Close()
 			continue
 		}
-		go c.write()
 		go func() {
 			defer hub.remove(c)
 			readFrames(conn, func(typ byte, payload []byte) error {

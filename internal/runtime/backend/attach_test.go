@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 func TestFrames(t *testing.T) {
@@ -66,7 +67,6 @@ func TestAttachHub(t *testing.T) {
 		if !hub.add(c) {
 			t.Fatal("add refused")
 		}
-		go c.write()
 	}
 	got := make(chan []byte)
 	go func() {
@@ -95,5 +95,33 @@ func TestAttachHub(t *testing.T) {
 	}
 	if hub.add(newAttachClient(fastConn)) {
 		t.Error("a client was added after the hub closed")
+	}
+}
+
+// TestAttachHubDrain: once the hub is closed, drain waits for every client to be sent all that
+// was queued for it, however slowly it reads: the shim exits right after, and what its writers
+// had not sent would be lost (the end of a container's output was, once).
+func TestAttachHubDrain(t *testing.T) {
+	hub := newAttachHub(nil)
+	conn, peer := net.Pipe() // a write returns once the peer has read it all
+	if !hub.add(newAttachClient(conn)) {
+		t.Fatal("add refused")
+	}
+	want := bytes.Repeat([]byte("output "), 64<<10)
+	hub.Write(want)
+	hub.closeAll()
+	if hub.drain(100 * time.Millisecond) {
+		t.Fatal("drain returned while the client had read nothing")
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	if !hub.drain(time.Minute) {
+		t.Fatal("drain timed out while the client read")
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Errorf("the client got %d bytes, want all %d", len(b), len(want))
 	}
 }

@@ -410,6 +410,11 @@ func shimMain(config string) int {
 				log.Close()
 			}
 			writeExit(cfg.ExitFile, exitStatus(ws))
+			if hub != nil {
+				// Attached clients' writers may still be sending the end of the output, which
+				// the shim's exit would cut off.
+				hub.drain(grace)
+			}
 		}
 	}
 }
