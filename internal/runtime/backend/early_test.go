@@ -14,15 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestEarlyRunReaderToEOF begins runs with a stand-in runtime that reads config.json to its
-// end, as a runtime that does not stop at the end of the JSON value would: it must get the
-// whole spec and then EOF, whether it opens the FIFO before or after the spec is written,
-// and whatever the spec's size (past the FIFO's 64 KiB too).
-func TestEarlyRunReaderToEOF(t *testing.T) {
+// standIn is the runc backend with a shell script for its binary, called as runc is:
+// [--root R] [--log L --log-format json] run --bundle B --pid-file P ID. The script gets
+// $bundle and $pid from its arguments and then runs body.
+func standIn(t *testing.T, body string) *backend.Runc {
+	t.Helper()
 	dir := t.TempDir()
-	got := filepath.Join(dir, "got")
-	// The stand-in is called as runc is: [--root R] [--log L --log-format json] run --bundle
-	// B --pid-file P ID. It waits a little, reads the spec, and writes a pid file.
 	script := filepath.Join(dir, "runtime")
 	err := os.WriteFile(script, []byte(`#!/bin/sh
 while [ $# -gt 0 ]; do
@@ -32,15 +29,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-sleep "$DELAY"
-if [ -n "$READ_BYTES" ]; then
-	head -c "$READ_BYTES" "$bundle/config.json" > `+got+` || exit 9
-else
-	cat "$bundle/config.json" > `+got+` || exit 9
-fi
-echo $$ > "$pid"
-sleep "${AFTER:-0}"
-`), 0o755)
+`+body), 0o755)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +37,19 @@ sleep "${AFTER:-0}"
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rt
+}
+
+// TestEarlyRunReaderToEOF begins runs with a stand-in runtime that reads config.json to its
+// end, as a runtime that does not stop at the end of the JSON value would: it must get the
+// whole spec and then EOF, whether it opens the FIFO before or after the spec is written,
+// and whatever the spec's size (past the FIFO's 64 KiB too).
+func TestEarlyRunReaderToEOF(t *testing.T) {
+	got := filepath.Join(t.TempDir(), "got")
+	rt := standIn(t, `sleep "$DELAY"
+cat "$bundle/config.json" > `+got+` || exit 9
+echo $$ > "$pid"
+`)
 	for _, tt := range []struct {
 		delay string
 		size  int
@@ -79,27 +81,10 @@ sleep "${AFTER:-0}"
 // would never be empty, never closed, and the bundle's config.json would stay a FIFO (which
 // Exec refuses) for as long as the container runs.
 func TestEarlyRunSpecEndsInNewline(t *testing.T) {
-	dir := t.TempDir()
-	script := filepath.Join(dir, "runtime")
-	err := os.WriteFile(script, []byte(`#!/bin/sh
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--bundle) bundle=$2; shift ;;
-	--pid-file) pid=$2; shift ;;
-	esac
-	shift
-done
-head -c "$READ_BYTES" "$bundle/config.json" > /dev/null || exit 9
+	rt := standIn(t, `head -c "$READ_BYTES" "$bundle/config.json" > /dev/null || exit 9
 echo $$ > "$pid"
 sleep 5
-`), 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := backend.NewRunc(filepath.Join(dir, "state"), backend.WithBinary(script))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	value := `{"ociVersion":"1.0.2"}`
 	t.Setenv("READ_BYTES", fmt.Sprint(len(value)))
 	bundle := t.TempDir()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -520,10 +519,7 @@ func exitStatus(ws unix.WaitStatus) int {
 
 // writeExit writes the exit code atomically: a reader sees the whole number or no file.
 func writeExit(path string, code int) {
-	tmp := filepath.Join(filepath.Dir(path), ".exit.tmp")
-	if os.WriteFile(tmp, []byte(strconv.Itoa(code)+"\n"), 0o600) == nil {
-		os.Rename(tmp, path)
-	}
+	writeFileAtomic(path, []byte(strconv.Itoa(code)+"\n"))
 }
 
 func trimSpace(b []byte) []byte {
