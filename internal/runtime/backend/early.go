@@ -146,12 +146,8 @@ func (p *PendingRun) feed(spec []byte) {
 	case <-exited:
 	}
 	p.fifo.Close() // ends a write still blocked
-	select {
-	case <-exited:
-		os.Remove(p.path)
-		return
-	default:
-	}
+	// Replaced even when the runtime has already exited (a short container can end before
+	// this line): the bundle then holds the spec that ran, never a FIFO.
 	if err := writeFileAtomic(p.path, spec); err != nil {
 		p.run.c.log.Warn("replacing the spec's FIFO with the spec", "path", p.path, "error", err)
 		os.Remove(p.path)
