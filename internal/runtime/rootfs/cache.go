@@ -2,39 +2,31 @@ package rootfs
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moatsec/moat/internal/image"
+	"github.com/moatsec/moat/internal/readahead"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
-// ErrDiffIDMismatch means a layer's uncompressed tar does not hash to the diffID the image
-// config names, so it cannot be cached under that diffID.
-var ErrDiffIDMismatch = errors.New("layer diffID mismatch")
-
 // Cache is the content-addressed cache of unpacked layers, shared by every container and
 // every moat process on the host. A layer is unpacked once per ID map into
-// DIR/layers/sha256/KEY/fs, where KEY is the hex of its diffID (the digest of its uncompressed
-// tar), followed by -UID-GID-SIZE for a shifted ID map; DIR/layers/sha256/KEY/blobs records
-// the blobs shown to hold that tar. A layer directory exists only once it is complete: it is
-// unpacked into a temporary directory beside it and renamed into place under a per-layer
-// lock. Cached layers are never written again; containers see them as read-only overlayfs
-// lower layers.
+// DIR/layers/sha256/KEY/fs, where KEY is the hex of its blob digest (the digest image.Layer.Open
+// verifies), followed by -UID-GID-SIZE for a shifted ID map. A layer directory exists only
+// once it is complete: it is unpacked into a temporary directory beside it and renamed into
+// place under a per-layer lock. Cached layers are never written again; containers see them as
+// read-only overlayfs lower layers.
 type Cache struct {
 	dir     string
 	layers  string
@@ -99,37 +91,37 @@ func NewCache(dir string, opts ...Option) (*Cache, error) {
 // Dir is the cache's directory.
 func (c *Cache) Dir() string { return c.dir }
 
-// layerKey names a layer's directory: the diffID's hex, then the ID map unless it is the
+// layerKey names a layer's directory: the blob digest's hex, then the ID map unless it is the
 // identity. Neither contains ':', ',' or '\', which overlayfs options would read specially.
-func layerKey(diffID v1.Hash, m IDMap) (string, error) {
-	if diffID.Algorithm != "sha256" || len(diffID.Hex) != 64 {
-		return "", fmt.Errorf("layer diffID %q is not a sha256 digest", diffID)
+func layerKey(blob v1.Hash, m IDMap) (string, error) {
+	if blob.Algorithm != "sha256" || len(blob.Hex) != 64 {
+		return "", fmt.Errorf("layer blob digest %q is not a sha256 digest", blob)
 	}
-	if _, err := hex.DecodeString(diffID.Hex); err != nil || strings.ToLower(diffID.Hex) != diffID.Hex {
-		return "", fmt.Errorf("layer diffID %q is not a sha256 digest", diffID)
+	if _, err := hex.DecodeString(blob.Hex); err != nil || strings.ToLower(blob.Hex) != blob.Hex {
+		return "", fmt.Errorf("layer blob digest %q is not a sha256 digest", blob)
 	}
 	if err := m.validate(); err != nil {
 		return "", err
 	}
 	if m.Identity() {
-		return diffID.Hex, nil
+		return blob.Hex, nil
 	}
-	return fmt.Sprintf("%s-%d-%d-%d", diffID.Hex, m.UID, m.GID, m.Size), nil
+	return fmt.Sprintf("%s-%d-%d-%d", blob.Hex, m.UID, m.GID, m.Size), nil
 }
 
-// Path returns the directory a layer has in the cache for m, whether or not it is there yet.
-func (c *Cache) Path(diffID v1.Hash, m IDMap) (string, error) {
-	key, err := layerKey(diffID, m)
+// Path returns the directory the layer stored as blob (its digest) has in the cache for m,
+// whether or not it is there yet.
+func (c *Cache) Path(blob v1.Hash, m IDMap) (string, error) {
+	key, err := layerKey(blob, m)
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(c.layers, key, "fs"), nil
 }
 
-// Has reports whether the layer is complete in the cache for m. It says nothing about which
-// images may use it: Unpack is how an image gets a layer, as it checks the image's blob.
-func (c *Cache) Has(diffID v1.Hash, m IDMap) bool {
-	p, err := c.Path(diffID, m)
+// Has reports whether the layer stored as blob is complete in the cache for m.
+func (c *Cache) Has(blob v1.Hash, m IDMap) bool {
+	p, err := c.Path(blob, m)
 	if err != nil {
 		return false
 	}
@@ -139,6 +131,9 @@ func (c *Cache) Has(diffID v1.Hash, m IDMap) bool {
 
 // Unpacked is a layer in the cache.
 type Unpacked struct {
+	// Digest is the layer's blob digest, its key in the cache.
+	Digest v1.Hash
+	// DiffID is what the image config names as the digest of its tar (not checked).
 	DiffID v1.Hash
 	// Dir is the layer's root directory, an overlayfs lower layer.
 	Dir string
@@ -149,25 +144,25 @@ type Unpacked struct {
 	Stats Stats
 }
 
-// Unpack makes sure the layer is in the cache for m, unpacking it when it is not. The
-// layer's uncompressed tar must hash to its diffID, or nothing is cached
-// (ErrDiffIDMismatch); a layer that breaks the unpack rules is refused (ErrUnsafe, ErrLimit).
-// A layer cached from another blob (the same tar compressed differently) is used only once
-// this layer's blob is shown to hold the same tar: an image cannot obtain a cached layer by
-// naming its diffID. Concurrent calls for one layer, in this process or others, unpack it once.
+// Unpack makes sure the layer is in the cache for m, unpacking it when it is not; a layer that
+// breaks the unpack rules is refused (ErrUnsafe, ErrLimit) and nothing is cached. Its blob must
+// hash to its digest (image.Layer.Open checks as it reads), or nothing is cached either.
+// Concurrent calls for one layer, in this process or others, unpack it once.
+//
+// The cache is keyed by the blob digest, not by the diffID the image config claims for the
+// tar: the blob digest is what the image's manifest pins and what reading the layer verifies,
+// so a layer in the cache holds exactly what its key names, with no second hash of the
+// uncompressed tar. The cost is that one tar stored as two blobs (gzip and zstd, or compressed
+// and in a docker save archive) is unpacked twice.
 func (c *Cache) Unpack(ctx context.Context, l *image.Layer, m IDMap) (Unpacked, error) {
-	out := Unpacked{DiffID: l.DiffID}
-	key, err := layerKey(l.DiffID, m)
-	if err != nil {
-		return out, err
-	}
-	blob, err := blobRecord(l)
+	out := Unpacked{Digest: l.Digest, DiffID: l.DiffID}
+	key, err := layerKey(l.Digest, m)
 	if err != nil {
 		return out, err
 	}
 	final := filepath.Join(c.layers, key)
 	out.Dir = filepath.Join(final, "fs")
-	if c.proven(final, blob) {
+	if c.Has(l.Digest, m) {
 		return out, nil
 	}
 	unlock, err := c.lock(ctx, key)
@@ -175,13 +170,7 @@ func (c *Cache) Unpack(ctx context.Context, l *image.Layer, m IDMap) (Unpacked, 
 		return out, err
 	}
 	defer unlock()
-	if c.Has(l.DiffID, m) {
-		if c.proven(final, blob) {
-			return out, nil
-		}
-		if err := c.prove(ctx, l, final, blob); err != nil {
-			return out, fmt.Errorf("checking layer %s: %w", l.DiffID, err)
-		}
+	if c.Has(l.Digest, m) {
 		return out, nil
 	}
 	// Holding the lock, any temporary directory of this layer is a crashed unpacker's.
@@ -191,7 +180,7 @@ func (c *Cache) Unpack(ctx context.Context, l *image.Layer, m IDMap) (Unpacked, 
 	start := time.Now()
 	tmp, err := os.MkdirTemp(c.layers, ".tmp-"+key+"-")
 	if err != nil {
-		return out, fmt.Errorf("unpacking layer %s: %w", l.DiffID, err)
+		return out, fmt.Errorf("unpacking layer %s: %w", l.Digest, err)
 	}
 	published := false
 	defer func() {
@@ -201,102 +190,27 @@ func (c *Cache) Unpack(ctx context.Context, l *image.Layer, m IDMap) (Unpacked, 
 	}()
 	fsDir := filepath.Join(tmp, "fs")
 	if err := mkdirOwned(fsDir, m); err != nil {
-		return out, fmt.Errorf("unpacking layer %s: %w", l.DiffID, err)
+		return out, fmt.Errorf("unpacking layer %s: %w", l.Digest, err)
 	}
 	stats, err := c.unpack(ctx, l, fsDir, m)
-	if err == nil {
-		err = writeRecord(tmp, blob)
-	}
 	if err != nil {
-		return out, fmt.Errorf("unpacking layer %s: %w", l.DiffID, err)
+		return out, fmt.Errorf("unpacking layer %s: %w", l.Digest, err)
 	}
 	if err := c.publish(tmp, final); err != nil {
-		return out, fmt.Errorf("unpacking layer %s: %w", l.DiffID, err)
+		return out, fmt.Errorf("unpacking layer %s: %w", l.Digest, err)
 	}
 	published = true
 	out.Fresh, out.Stats = true, stats
-	c.log.Debug("unpacked layer", "diffID", l.DiffID.String(), "key", key, "files", stats.Files, "bytes", stats.Bytes, "duration", time.Since(start))
+	c.log.Debug("unpacked layer", "digest", l.Digest.String(), "diffID", l.DiffID.String(), "key", key, "files", stats.Files, "bytes", stats.Bytes, "duration", time.Since(start))
 	return out, nil
-}
-
-// blobRecord names the record, in a layer's blobs directory, saying that a blob was shown to
-// hold the layer's tar.
-func blobRecord(l *image.Layer) (string, error) {
-	if l.Digest.Algorithm != "sha256" || len(l.Digest.Hex) != 64 {
-		return "", fmt.Errorf("layer blob digest %q is not a sha256 digest", l.Digest)
-	}
-	if _, err := hex.DecodeString(l.Digest.Hex); err != nil || strings.ToLower(l.Digest.Hex) != l.Digest.Hex {
-		return "", fmt.Errorf("layer blob digest %q is not a sha256 digest", l.Digest)
-	}
-	return "sha256-" + l.Digest.Hex, nil
-}
-
-// proven reports whether the layer directory final is complete and known to be the tar that
-// blob holds.
-func (c *Cache) proven(final, blob string) bool {
-	_, err := os.Lstat(filepath.Join(final, "blobs", blob))
-	return err == nil
-}
-
-func writeRecord(final, blob string) error {
-	d := filepath.Join(final, "blobs")
-	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(d, blob), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-// prove reads the layer's blob to its end, hashing the tar, and records the blob for the
-// cached layer when the tar is the one cached. This reads and decompresses the blob but
-// writes no files.
-func (c *Cache) prove(ctx context.Context, l *image.Layer, final, blob string) error {
-	rc, err := l.Open(ctx)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	var r io.Reader = &countReader{r: rc, max: c.lim.MaxBytes}
-	if l.Size > 0 {
-		r = &ratioReader{r: r, compressed: l.Size, lim: c.lim}
-	}
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := r.Read(buf)
-		h.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != l.DiffID.Hex {
-		return fmt.Errorf("%w: the uncompressed tar hashes to sha256:%s", ErrDiffIDMismatch, got)
-	}
-	if err := writeRecord(final, blob); err != nil {
-		return err
-	}
-	if c.sync {
-		return syncDir(filepath.Join(final, "blobs"))
-	}
-	return nil
 }
 
 // UnpackAll unpacks an image's layers (as Unpack does, several at once) and returns them in
 // the image's order, bottom layer first.
 func (c *Cache) UnpackAll(ctx context.Context, layers []*image.Layer, m IDMap) ([]Unpacked, error) {
 	out := make([]Unpacked, len(layers))
-	// An image may hold one layer twice (empty layers often are): it is unpacked once. Two
-	// blobs claiming one diffID are each checked.
-	id := func(l *image.Layer) string { return l.DiffID.String() + "@" + l.Digest.String() }
+	// An image may hold one layer twice (empty layers often are): it is unpacked once.
+	id := func(l *image.Layer) string { return l.Digest.String() }
 	first := map[string]int{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.workers)
@@ -329,30 +243,15 @@ func (c *Cache) unpack(ctx context.Context, l *image.Layer, dir string, m IDMap)
 		return Stats{}, err
 	}
 	defer rc.Close()
-	// The cache is keyed by diffID, which the image config names but Open does not check
-	// (it checks the blob digest): an image could claim another image's diffID to plant its
-	// own content there. So the uncompressed stream is hashed too, unless the blob is the
-	// uncompressed tar and Open's check is the same check.
-	var h hash.Hash
-	if l.Digest != l.DiffID {
-		h = sha256.New()
-	}
-	pr := newPipeReader(rc, h, 8, 512<<10)
+	// Read ahead in a goroutine of its own, so that decompressing and unpacking use
+	// separate cores.
+	pr := readahead.New(rc, nil, 8, 512<<10)
 	defer pr.Close()
 	var r io.Reader = pr
 	if l.Size > 0 {
 		r = &ratioReader{r: pr, compressed: l.Size, lim: c.lim}
 	}
-	stats, err := Unpack(ctx, r, dir, m, c.lim)
-	if err != nil {
-		return stats, err
-	}
-	if h != nil {
-		if got := hex.EncodeToString(pr.Sum()); got != l.DiffID.Hex {
-			return stats, fmt.Errorf("%w: the uncompressed tar hashes to sha256:%s", ErrDiffIDMismatch, got)
-		}
-	}
-	return stats, nil
+	return Unpack(ctx, r, dir, m, c.lim)
 }
 
 // ratioReader fails a stream that expands too much over its compressed size.
@@ -497,118 +396,5 @@ func (c *Cache) Sweep(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
-}
-
-// pipeReader reads a layer stream ahead in its own goroutine, in chunks, and hashes it in a
-// third, so that decompression, hashing and unpacking use separate cores.
-type pipeReader struct {
-	src   io.Reader
-	h     hash.Hash
-	toTar chan *chunk
-	toH   chan *chunk
-	free  chan *chunk
-	done  chan struct{}
-	wg    sync.WaitGroup
-	hwg   sync.WaitGroup
-	cur   *chunk
-	off   int
-	once  sync.Once
-}
-
-type chunk struct {
-	buf  []byte
-	n    int
-	err  error
-	refs atomic.Int32
-}
-
-func newPipeReader(src io.Reader, h hash.Hash, chunks, size int) *pipeReader {
-	p := &pipeReader{
-		src: src, h: h,
-		toTar: make(chan *chunk, chunks), free: make(chan *chunk, chunks), done: make(chan struct{}),
-	}
-	for range chunks {
-		p.free <- &chunk{buf: make([]byte, size)}
-	}
-	if h != nil {
-		p.toH = make(chan *chunk, chunks)
-		p.hwg.Go(func() {
-			for c := range p.toH {
-				h.Write(c.buf[:c.n])
-				p.release(c)
-			}
-		})
-	}
-	p.wg.Go(p.produce)
-	return p
-}
-
-func (p *pipeReader) produce() {
-	defer close(p.toTar)
-	if p.toH != nil {
-		defer close(p.toH)
-	}
-	for {
-		var c *chunk
-		select {
-		case c = <-p.free:
-		case <-p.done:
-			return
-		}
-		n, err := io.ReadFull(p.src, c.buf)
-		if err == io.ErrUnexpectedEOF {
-			err = io.EOF
-		}
-		c.n, c.err = n, err
-		c.refs.Store(1)
-		if p.toH != nil {
-			c.refs.Store(2)
-			p.toH <- c // buffered for every chunk: never blocks
-		}
-		p.toTar <- c
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *pipeReader) release(c *chunk) {
-	if c.refs.Add(-1) == 0 {
-		p.free <- c
-	}
-}
-
-func (p *pipeReader) Read(b []byte) (int, error) {
-	for p.cur == nil || p.off == p.cur.n {
-		if p.cur != nil {
-			if p.cur.err != nil {
-				return 0, p.cur.err
-			}
-			p.release(p.cur)
-			p.cur = nil
-		}
-		c, ok := <-p.toTar
-		if !ok {
-			return 0, errors.New("layer stream closed")
-		}
-		p.cur, p.off = c, 0
-	}
-	n := copy(b, p.cur.buf[p.off:p.cur.n])
-	p.off += n
-	return n, nil
-}
-
-// Sum returns the hash of the whole stream; the stream must have been read to its end.
-func (p *pipeReader) Sum() []byte {
-	p.hwg.Wait()
-	return p.h.Sum(nil)
-}
-
-// Close stops the reader and waits for its goroutines, so that the source can be closed.
-func (p *pipeReader) Close() error {
-	p.once.Do(func() { close(p.done) })
-	p.wg.Wait()
-	p.hwg.Wait()
 	return nil
 }

@@ -6,7 +6,7 @@
 //
 // # The cache
 //
-// A layer lives in DIR/layers/sha256/KEY/fs, KEY being the hex of its diffID (plus
+// A layer lives in DIR/layers/sha256/KEY/fs, KEY being the hex of its blob digest (plus
 // -UID-GID-SIZE when unpacked with a shifted IDMap). It is unpacked into
 // DIR/layers/sha256/.tmp-KEY-RANDOM, flushed to disk (syncfs), renamed into place and the
 // rename flushed: a layer directory exists only when complete, so a crash leaves at most a
@@ -18,21 +18,17 @@
 // DIR/layers is mode 0700: under the identity map cached layers hold setuid-root binaries that
 // no other host user may reach.
 //
-// The cache is keyed by diffID, so that one tar stored as different blobs (gzip, zstd,
-// uncompressed in a docker save archive) is unpacked once. The image config names the diffID
-// but image.Layer.Open checks only the blob digest, so a claimed diffID is trusted in neither
-// direction:
-//
-//   - writing: Cache hashes the uncompressed stream and refuses a layer that does not match
-//     (ErrDiffIDMismatch), or an image could claim a popular base layer's diffID and plant its
-//     own files under it for other images. Reading, hashing and unpacking run in three
-//     goroutines; when the blob is the uncompressed tar, Open's check is that same check and
-//     the second hash is skipped;
-//   - reading: a cached layer serves an image only if that image's blob was shown to hold
-//     the tar, recorded as DIR/layers/sha256/KEY/blobs/sha256-HEX (the blob it was unpacked
-//     from, or one read to its end and hashed later, without writing files). Otherwise naming
-//     a cached diffID would hand an image another image's files (another tenant's private
-//     layer) without holding them.
+// The cache is keyed by the digest of the layer's blob, the one digest of a layer that is
+// checked as it is read (image.Layer.Open verifies it at the blob's end, and the blob is pinned
+// by the manifest). The diffID that the image config names for the uncompressed tar is not
+// trusted for anything: keyed by it, the cache would have to hash every uncompressed tar a
+// second time (a third of a first run's CPU on a machine without SHA instructions), or an
+// image could claim a popular base layer's diffID to plant its own files under it, or name a
+// cached diffID to be handed another image's files (another tenant's private layer) without
+// holding them. Keyed by the blob, a layer's directory holds what its key names and nothing
+// else can reach it. The cost: one tar stored as two blobs (gzip and zstd, or compressed in a
+// registry and plain in a docker save archive) is unpacked twice. Reading, decompressing and
+// unpacking run in separate goroutines.
 //
 // # What Unpack writes
 //

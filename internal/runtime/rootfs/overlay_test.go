@@ -147,7 +147,7 @@ func TestMount(t *testing.T) {
 	if err := Remove(cdir); err != nil {
 		t.Errorf("second Remove: %v", err)
 	}
-	if !c.Has(img.Layers[0].DiffID, IDMap{}) {
+	if !c.Has(img.Layers[0].Digest, IDMap{}) {
 		t.Error("Remove touched the cache")
 	}
 }
