@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
+	"github.com/moatsec/moat/internal/readahead"
 )
 
 // Source kinds, as written before the colon of a target ("oci-dir:./layout").
@@ -114,7 +115,10 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 		}
 		lr.h = sha256.New()
 		if !l.digestIsDiffID {
-			src = io.TeeReader(raw, lr.h)
+			// The blob is hashed beside the decompressor, not by it: on a machine without SHA
+			// instructions hashing is as slow as inflating.
+			lr.ahead = readahead.New(raw, lr.h, 4, 256<<10)
+			src = lr.ahead
 		}
 	}
 	lr.comp = bufio.NewReaderSize(src, 256<<10)
@@ -138,7 +142,8 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 		lr.dec = lr.comp
 	}
 	if lr.h != nil && l.digestIsDiffID {
-		lr.dec = io.TeeReader(lr.dec, lr.h)
+		lr.ahead = readahead.New(lr.dec, lr.h, 4, 256<<10)
+		lr.dec = lr.ahead
 	}
 	return lr, nil
 }
@@ -149,6 +154,7 @@ type layerReader struct {
 	dec      io.Reader
 	closeDec func() error
 	h        hash.Hash
+	ahead    *readahead.Reader // reads ahead and hashes into h
 	want     v1.Hash
 	done     bool
 	err      error
@@ -175,7 +181,7 @@ func (r *layerReader) finish() error {
 		return fmt.Errorf("reading layer %s: %w", r.want, err)
 	}
 	if r.h != nil {
-		got := fmt.Sprintf("%x", r.h.Sum(nil))
+		got := fmt.Sprintf("%x", r.ahead.Sum())
 		if got != r.want.Hex {
 			return fmt.Errorf("%w: layer %s hashes to sha256:%s", ErrDigestMismatch, r.want, got)
 		}
@@ -185,6 +191,9 @@ func (r *layerReader) finish() error {
 
 func (r *layerReader) Close() error {
 	var err error
+	if r.ahead != nil {
+		r.ahead.Close() // first: it may be reading the decompressor or the blob
+	}
 	if r.closeDec != nil {
 		err = r.closeDec()
 	}
