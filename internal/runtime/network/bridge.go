@@ -1,0 +1,399 @@
+// Package network gives containers a network of their own: a network namespace per
+// container, pinned on a file, joined to a host bridge by a veth pair, with an address from
+// the bridge's subnet, a default route through the bridge and masquerading (source NAT) for
+// traffic that leaves the host. It is what `moat run --network bridge` uses; the namespaces
+// are handed to the OCI runtime by path.
+//
+// What it changes on the host, and only when a container asks for the bridge: a bridge
+// interface (moat0 unless configured), IPv4 forwarding (net.ipv4.ip_forward=1, as Docker
+// sets it), and an nftables table of its own ("ip moat") with one masquerade rule. It
+// installs no filter rules: a host whose forward chain drops forwarded packets (Docker sets
+// iptables' FORWARD policy to DROP) also drops the containers' outbound traffic.
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for Bridge.
+const (
+	DefaultName   = "moat0"
+	DefaultSubnet = "10.89.0.0/24"
+	nftTable      = "moat"
+	// ifName is the container's end of its veth pair, inside its namespace.
+	ifName = "eth0"
+)
+
+// Bridge is a host bridge containers attach to. Its zero value is not usable: use New.
+type Bridge struct {
+	name   string
+	subnet netip.Prefix
+	hostNS string
+	pinDir string
+}
+
+// Option configures New.
+type Option func(*Bridge) error
+
+// WithName names the bridge interface (default moat0).
+func WithName(name string) Option {
+	return func(b *Bridge) error {
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/: \t\n") {
+			return fmt.Errorf("bridge name %q: want 1 to 15 characters, none of them '/', ':' or space", name)
+		}
+		b.name = name
+		return nil
+	}
+}
+
+// WithSubnet sets the bridge's IPv4 subnet (default 10.89.0.0/24): the bridge takes its first
+// address and containers the others.
+func WithSubnet(p netip.Prefix) Option {
+	return func(b *Bridge) error {
+		if !p.IsValid() || !p.Addr().Is4() || p.Bits() > 29 || p.Bits() < 8 {
+			return fmt.Errorf("bridge subnet %s: want an IPv4 prefix from /8 to /29", p)
+		}
+		b.subnet = p.Masked()
+		return nil
+	}
+}
+
+// WithHostNamespace puts the bridge in the network namespace pinned at path instead of the
+// calling process's (tests give one of their own).
+func WithHostNamespace(path string) Option {
+	return func(b *Bridge) error { b.hostNS = path; return nil }
+}
+
+// New describes the bridge whose containers' namespaces are pinned in pinDir. Nothing is
+// created until Attach.
+func New(pinDir string, opts ...Option) (*Bridge, error) {
+	b := &Bridge{name: DefaultName, subnet: netip.MustParsePrefix(DefaultSubnet), pinDir: pinDir}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	if !filepath.IsAbs(pinDir) {
+		return nil, fmt.Errorf("network namespace directory %q is not absolute", pinDir)
+	}
+	return b, nil
+}
+
+// Name is the bridge interface's name.
+func (b *Bridge) Name() string { return b.name }
+
+// Subnet is the bridge's subnet.
+func (b *Bridge) Subnet() netip.Prefix { return b.subnet }
+
+// Gateway is the bridge's own address, the containers' default route.
+func (b *Bridge) Gateway() netip.Addr { return b.subnet.Addr().Next() }
+
+// Allocate returns the lowest address of the subnet for a container that is not in used
+// (the gateway, the network and broadcast addresses excluded).
+func (b *Bridge) Allocate(used []netip.Addr) (netip.Addr, error) {
+	taken := map[netip.Addr]bool{}
+	for _, a := range used {
+		taken[a] = true
+	}
+	last := broadcast(b.subnet)
+	for a := b.Gateway().Next(); a.Less(last); a = a.Next() {
+		if !taken[a] {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("bridge %s: every address of %s is taken", b.name, b.subnet)
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// PinPath is where container id's network namespace is pinned.
+func (b *Bridge) PinPath(id string) string { return filepath.Join(b.pinDir, id) }
+
+// hostEnd names the host's end of a container's veth pair: "mt" and the first 12
+// characters of its ID (interface names hold at most 15).
+func hostEnd(id string) string { return "mt" + id[:min(12, len(id))] }
+
+// Attach makes container id's network namespace, pinned at PinPath(id), with loopback and
+// eth0 (addr on the bridge's subnet, default route through the bridge), creating the bridge
+// and its NAT rule first if needed, and returns the pin's path. On error nothing of it is left.
+func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr) (path string, err error) {
+	if len(id) < 12 || strings.ContainsAny(id, "/.") {
+		return "", fmt.Errorf("attaching to bridge %s: container ID %q", b.name, id)
+	}
+	if !b.subnet.Contains(addr) || addr == b.Gateway() || addr == b.subnet.Addr() || addr == broadcast(b.subnet) {
+		return "", fmt.Errorf("attaching to bridge %s: address %s is not a container address of %s", b.name, addr, b.subnet)
+	}
+	host, hostNS, err := b.hostHandle()
+	if err != nil {
+		return "", err
+	}
+	defer host.Delete()
+	defer hostNS.Close()
+	br, err := b.ensure(host, hostNS)
+	if err != nil {
+		return "", err
+	}
+	path = b.PinPath(id)
+	ns, err := pinNew(b.pinDir, path) // fails if the ID has a pin already
+	if err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	defer ns.Close()
+	defer func() {
+		if err != nil {
+			b.Detach(id)
+		}
+	}()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: hostEnd(id), MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
+		PeerName:      ifName,
+		PeerNamespace: netlink.NsFd(int(ns)),
+	}
+	if err := host.LinkAdd(veth); err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: creating the veth pair %s: %w", b.name, veth.Name, err)
+	}
+	if err := host.LinkSetUp(veth); err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	in, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	defer in.Delete()
+	eth, err := in.LinkByName(ifName)
+	if err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	ip := &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(b.subnet.Bits(), 32)}
+	if err := in.AddrAdd(eth, &netlink.Addr{IPNet: ip}); err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: addressing eth0: %w", b.name, err)
+	}
+	lo, err := in.LinkByName("lo")
+	if err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	for _, l := range []netlink.Link{lo, eth} {
+		if err := in.LinkSetUp(l); err != nil {
+			return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+		}
+	}
+	if err := in.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.Gateway().AsSlice()}); err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: the default route: %w", b.name, err)
+	}
+	return path, ctx.Err()
+}
+
+// Detach removes what Attach made for container id: the veth pair and the namespace's pin
+// (the namespace goes with its last user). What is already gone is not an error.
+func (b *Bridge) Detach(id string) error {
+	var errs []error
+	if host, hostNS, err := b.hostHandle(); err != nil {
+		errs = append(errs, err)
+	} else {
+		if l, err := host.LinkByName(hostEnd(id)); err == nil {
+			if err := host.LinkDel(l); err != nil {
+				errs = append(errs, fmt.Errorf("removing the veth pair %s: %w", hostEnd(id), err))
+			}
+		} else if !isNotFound(err) {
+			errs = append(errs, err)
+		}
+		host.Delete()
+		hostNS.Close()
+	}
+	path := b.PinPath(id)
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unpinning the network namespace %s: %w", path, err))
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detaching from bridge %s: %w", b.name, err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
+
+// hostHandle opens the namespace the bridge lives in and a netlink handle in it.
+func (b *Bridge) hostHandle() (*netlink.Handle, netns.NsHandle, error) {
+	var ns netns.NsHandle
+	var err error
+	if b.hostNS == "" {
+		ns, err = netns.GetFromPath("/proc/self/ns/net")
+	} else {
+		ns, err = netns.GetFromPath(b.hostNS)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("bridge %s: opening the host's network namespace: %w", b.name, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return nil, 0, fmt.Errorf("bridge %s: %w", b.name, err)
+	}
+	return h, ns, nil
+}
+
+// ensure makes the bridge, with the gateway address, up; turns on forwarding; and installs
+// the masquerade rule. Each step tolerates its work having been done (by another moat).
+func (b *Bridge) ensure(host *netlink.Handle, hostNS netns.NsHandle) (netlink.Link, error) {
+	br, err := host.LinkByName(b.name)
+	if isNotFound(err) {
+		err = host.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.name}})
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("creating bridge %s: %w", b.name, err)
+		}
+		br, err = host.LinkByName(b.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", b.name, err)
+	}
+	if br.Type() != "bridge" {
+		return nil, fmt.Errorf("bridge %s: the host has an interface of that name that is a %s, not a bridge", b.name, br.Type())
+	}
+	gw := &net.IPNet{IP: b.Gateway().AsSlice(), Mask: net.CIDRMask(b.subnet.Bits(), 32)}
+	if err := host.AddrAdd(br, &netlink.Addr{IPNet: gw}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("bridge %s: adding address %s: %w", b.name, gw, err)
+	}
+	if err := host.LinkSetUp(br); err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", b.name, err)
+	}
+	if err := inNamespace(hostNS, func() error {
+		return writeSysctl("net/ipv4/ip_forward", "1")
+	}); err != nil {
+		return nil, fmt.Errorf("bridge %s: turning on IPv4 forwarding: %w", b.name, err)
+	}
+	if err := b.masquerade(hostNS); err != nil {
+		return nil, fmt.Errorf("bridge %s: installing the masquerade rule: %w", b.name, err)
+	}
+	return br, nil
+}
+
+// masquerade (re)writes the table "ip moat" in one transaction: a postrouting chain that
+// masquerades what comes from the subnet and leaves by another interface than the bridge.
+func (b *Bridge) masquerade(hostNS netns.NsHandle) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(hostNS)))
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
+	c.FlushTable(t)
+	ch := c.AddChain(&nftables.Chain{
+		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	network := b.subnet.Addr().As4()
+	mask := net.CIDRMask(b.subnet.Bits(), 32)
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		// ip saddr & mask == network
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: network[:]},
+		// oifname != bridge
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(b.name)},
+		&expr.Masq{},
+	}})
+	return c.Flush()
+}
+
+// ifname is an interface name as nftables compares it: NUL-padded to IFNAMSIZ.
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
+}
+
+// pinNew creates a network namespace and pins it on path, a new file in dir (created mode
+// 0700), and returns a handle to it. Sysctls that containers in user namespaces need are
+// set in it: binding ports below 1024 and ping, as Docker sets them.
+func pinNew(dir, path string) (netns.NsHandle, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("pinning a network namespace: %w", err)
+	}
+	f.Close()
+	var ns netns.NsHandle
+	err = onNewThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("creating a network namespace: %w", err)
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(self, path, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("pinning the network namespace on %s: %w", path, err)
+		}
+		for _, s := range [][2]string{{"net/ipv4/ip_unprivileged_port_start", "0"}, {"net/ipv4/ping_group_range", "0 2147483647"}} {
+			if err := writeSysctl(s[0], s[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		ns, err = netns.GetFromPath(path)
+	}
+	if err != nil {
+		unix.Unmount(path, unix.MNT_DETACH)
+		os.Remove(path)
+		return 0, err
+	}
+	return ns, nil
+}
+
+// onNewThread runs fn on an OS thread of its own that is thrown away afterwards, so that
+// namespaces fn enters never leak to other goroutines.
+func onNewThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: the thread ends with the goroutine.
+		done <- fn()
+	}()
+	return <-done
+}
+
+// inNamespace runs fn on a thread of its own inside the network namespace ns.
+func inNamespace(ns netns.NsHandle, fn func() error) error {
+	return onNewThread(func() error {
+		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("entering a network namespace: %w", err)
+		}
+		return fn()
+	})
+}
+
+// writeSysctl writes a sysctl of the calling thread's network namespace.
+func writeSysctl(name, value string) error {
+	p := "/proc/sys/" + name // the namespace of the thread that opens it
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("setting %s: %w", strings.ReplaceAll(name, "/", "."), err)
+	}
+	return nil
+}

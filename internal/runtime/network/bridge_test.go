@@ -1,0 +1,358 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+}
+
+// testHost pins a network namespace of the test's own, to stand for the host: the bridge,
+// forwarding and NAT rule go there, never into the real host's namespace.
+func testHost(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "host")
+	ns, err := pinNew(dir, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	t.Cleanup(func() {
+		unix.Unmount(p, unix.MNT_DETACH)
+	})
+	return p
+}
+
+func TestAllocate(t *testing.T) {
+	b, err := New("/run/x", WithSubnet(netip.MustParsePrefix("10.1.2.0/29")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Gateway() != netip.MustParseAddr("10.1.2.1") {
+		t.Errorf("gateway %s", b.Gateway())
+	}
+	var used []netip.Addr
+	for _, want := range []string{"10.1.2.2", "10.1.2.3", "10.1.2.4", "10.1.2.5", "10.1.2.6"} {
+		a, err := b.Allocate(used)
+		if err != nil || a.String() != want {
+			t.Fatalf("Allocate(%v) = %s, %v; want %s", used, a, err, want)
+		}
+		used = append(used, a)
+	}
+	if a, err := b.Allocate(used); err == nil || !strings.Contains(err.Error(), "every address") {
+		t.Errorf("full subnet: %s, %v", a, err)
+	}
+	// A freed address is reused first.
+	if a, _ := b.Allocate(used[1:]); a.String() != "10.1.2.2" {
+		t.Errorf("after freeing .2: %s", a)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opt  Option
+		want string
+	}{
+		{"long name", WithName("a-very-long-bridge-name"), "1 to 15"},
+		{"slash", WithName("a/b"), "1 to 15"},
+		{"v6", WithSubnet(netip.MustParsePrefix("fd00::/64")), "IPv4"},
+		{"tiny", WithSubnet(netip.MustParsePrefix("10.0.0.0/30")), "/29"},
+		{"invalid", WithSubnet(netip.Prefix{}), "IPv4"},
+	} {
+		if _, err := New("/run/x", tt.opt); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := New("relative"); err == nil {
+		t.Error("a relative pin directory was accepted")
+	}
+}
+
+// TestAttach attaches two namespaces to a bridge in a test namespace and connects one to
+// the other, and to the gateway, over TCP; then detaches and finds nothing left.
+func TestAttach(t *testing.T) {
+	requireRoot(t)
+	hostPath := testHost(t)
+	pins := t.TempDir()
+	b, err := New(pins, WithHostNamespace(hostPath), WithName("mtest0"), WithSubnet(netip.MustParsePrefix("10.77.0.0/24")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := []string{"aaaaaaaaaaaa1111", "bbbbbbbbbbbb2222"}
+	addrs := []netip.Addr{netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("10.77.0.3")}
+	paths := make([]string, 2)
+	for i, id := range ids {
+		if paths[i], err = b.Attach(ctx, id, addrs[i]); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Detach(id) })
+	}
+	// A second Attach of the same ID fails and leaves the first intact.
+	if _, err := b.Attach(ctx, ids[0], netip.MustParseAddr("10.77.0.9")); err == nil {
+		t.Error("attaching an ID twice succeeded")
+	}
+	// Listen in the first container namespace and on the gateway, in the host namespace.
+	l := listenIn(t, paths[0], "10.77.0.2:7000")
+	gl := listenIn(t, hostPath, "10.77.0.1:7001")
+	for _, target := range []string{l.Addr().String(), gl.Addr().String()} {
+		got := dialFrom(t, paths[1], target)
+		if got != "10.77.0.3" {
+			t.Errorf("dialling %s from the second namespace: the peer saw %q, want 10.77.0.3", target, got)
+		}
+	}
+	// Beyond the host: a namespace standing for the outside world, linked to the test host by
+	// a veth pair, with no route back to the bridge's subnet. Only masquerading gets an answer
+	// back, and the outside sees the host's address.
+	outside := testHost(t)
+	linkNamespaces(t, hostPath, "192.0.2.1/24", outside, "192.0.2.2/24")
+	ol := listenIn(t, outside, "192.0.2.2:7002")
+	if got := dialFrom(t, paths[1], ol.Addr().String()); got != "192.0.2.1" {
+		t.Errorf("dialling beyond the host: the peer saw %q, want the host's 192.0.2.1", got)
+	}
+	for _, s := range []string{"ip_unprivileged_port_start", "ping_group_range"} {
+		if v := sysctlIn(t, paths[0], "net/ipv4/"+s); v == "" || strings.HasPrefix(v, "1024") || v == "1\t0" {
+			t.Errorf("%s in a container namespace = %q", s, v)
+		}
+	}
+	if v := sysctlIn(t, hostPath, "net/ipv4/ip_forward"); v != "1" {
+		t.Errorf("forwarding in the host namespace = %q", v)
+	}
+	want := fmt.Sprintf("cmp %d %q cmp %d %q masq", expr.CmpOpEq, "\x0aM", expr.CmpOpNeq, "mtest0")
+	if rules := masqRules(t, hostPath); len(rules) != 1 || rules[0] != want {
+		t.Errorf("masquerade rules %q, want [%q]", rules, want)
+	}
+	// Attaching again rewrites the NAT table rather than adding a second rule.
+	b.Detach(ids[1])
+	if _, err := b.Attach(ctx, ids[1], addrs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if rules := masqRules(t, hostPath); len(rules) != 1 {
+		t.Errorf("masquerade rules after a second attach: %q", rules)
+	}
+	for _, id := range ids {
+		if err := b.Detach(id); err != nil {
+			t.Error(err)
+		}
+		if err := b.Detach(id); err != nil {
+			t.Errorf("a second Detach: %v", err)
+		}
+	}
+	host, ns, err := b.hostHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	defer host.Delete()
+	links, _ := host.LinkList()
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, "mt") && l.Attrs().Name != "mtest0" {
+			t.Errorf("left behind: interface %s", l.Attrs().Name)
+		}
+	}
+	if ents, _ := os.ReadDir(pins); len(ents) != 0 {
+		t.Errorf("left behind in the pin directory: %v", ents)
+	}
+}
+
+// TestAttachRefuses: bad IDs and addresses, and a host interface of the bridge's name that
+// is not a bridge, fail before anything is made.
+func TestAttachRefuses(t *testing.T) {
+	requireRoot(t)
+	hostPath := testHost(t)
+	pins := t.TempDir()
+	b, err := New(pins, WithHostNamespace(hostPath), WithName("notabridge"), WithSubnet(netip.MustParsePrefix("10.78.0.0/24")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		id, addr, want string
+	}{
+		{"short", "10.78.0.2", "container ID"},
+		{"../../../etc/xx", "10.78.0.2", "container ID"},
+		{"cccccccccccc", "10.78.0.1", "not a container address"},
+		{"cccccccccccc", "10.78.0.255", "not a container address"},
+		{"cccccccccccc", "10.79.0.2", "not a container address"},
+	} {
+		if _, err := b.Attach(ctx, tt.id, netip.MustParseAddr(tt.addr)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Attach(%q, %s): %v, want %q", tt.id, tt.addr, err, tt.want)
+		}
+	}
+	host, ns, err := b.hostHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	defer host.Delete()
+	if err := host.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "notabridge"}, PeerName: "notabridge1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Attach(ctx, "cccccccccccc", netip.MustParseAddr("10.78.0.2")); err == nil || !strings.Contains(err.Error(), "not a bridge") {
+		t.Errorf("a dummy interface in the way: %v", err)
+	}
+	if ents, _ := os.ReadDir(pins); len(ents) != 0 {
+		t.Errorf("left behind in the pin directory: %v", ents)
+	}
+}
+
+// linkNamespaces joins the namespaces at a and b with a veth pair addressed aAddr and bAddr.
+func linkNamespaces(t *testing.T, a, aAddr, b, bAddr string) {
+	t.Helper()
+	var handles []*netlink.Handle
+	for _, p := range []string{a, b} {
+		ns, err := netns.GetFromPath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		h, err := netlink.NewHandleAt(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Delete()
+		handles = append(handles, h)
+	}
+	bns, _ := netns.GetFromPath(b)
+	defer bns.Close()
+	if err := handles[0].LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "out0"}, PeerName: "out1", PeerNamespace: netlink.NsFd(int(bns))}); err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range []struct{ name, addr string }{{"out0", aAddr}, {"out1", bAddr}} {
+		l, err := handles[i].LinkByName(x.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ad, err := netlink.ParseAddr(x.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := handles[i].AddrAdd(l, ad); err != nil {
+			t.Fatal(err)
+		}
+		if err := handles[i].LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// listenIn listens on addr inside the namespace at path and answers each connection with
+// the address it came from.
+func listenIn(t *testing.T, path, addr string) net.Listener {
+	t.Helper()
+	var l net.Listener
+	err := enter(path, func() (err error) {
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			c.Write([]byte(host))
+			c.Close()
+		}
+	}()
+	return l
+}
+
+func dialFrom(t *testing.T, path, addr string) string {
+	t.Helper()
+	var c net.Conn
+	err := enter(path, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dialling %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 64)
+	n, _ := c.Read(b)
+	return string(b[:n])
+}
+
+func sysctlIn(t *testing.T, path, name string) string {
+	t.Helper()
+	var v []byte
+	if err := enter(path, func() (err error) {
+		v, err = os.ReadFile("/proc/sys/" + name)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(v))
+}
+
+// masqRules returns the rules of the moat table's postrouting chain in the namespace at path,
+// each as the kinds of its expressions and the data they compare with.
+func masqRules(t *testing.T, path string) []string {
+	t.Helper()
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+	rules, err := c.GetRules(tbl, &nftables.Chain{Name: "postrouting", Table: tbl})
+	if err != nil {
+		t.Fatalf("listing the masquerade rules: %v", err)
+	}
+	var out []string
+	for _, r := range rules {
+		var parts []string
+		for _, e := range r.Exprs {
+			switch e := e.(type) {
+			case *expr.Cmp:
+				parts = append(parts, fmt.Sprintf("cmp %d %q", e.Op, strings.TrimRight(string(e.Data), "\x00")))
+			case *expr.Masq:
+				parts = append(parts, "masq")
+			}
+		}
+		out = append(out, strings.Join(parts, " "))
+	}
+	return out
+}
+
+// enter runs fn in the namespace at path, on a thread of its own. Sockets made there stay in
+// that namespace.
+func enter(path string, fn func() error) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return inNamespace(ns, fn)
+}
