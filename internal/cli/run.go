@@ -122,7 +122,7 @@ exec, inspect and rm.`,
 	fs.BoolVar(&o.ReadOnly, "read-only", true, "read-only root filesystem; --read-only=false is a relaxation")
 	fs.StringArrayVar(&o.CapAdd, "cap-add", nil, "grant a capability (a relaxation); repeatable")
 	fs.StringArrayVar(&o.SecurityOpt, "security-opt", nil, "seccomp=PATH|unconfined or no-new-privileges=false (relaxations); repeatable")
-	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only); host, container:NAME or ns:PATH (relaxations) share the host's network, another hardened container's, or the namespace at PATH")
+	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only); bridge (a namespace of its own on moat's bridge, NAT to the outside), host, container:NAME or ns:PATH (relaxations: the host's network, another hardened container's, or the namespace at PATH)")
 	return cmd
 }
 
@@ -211,9 +211,8 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 			return so, usageErrorf("--network %q: %v", o.Network, err)
 		}
 	case o.Network == "bridge":
-		return so, usageErrorf("--network bridge: moat has no bridge network yet; use host, container:NAME, or ns:PATH with a namespace you set up")
 	default:
-		return so, usageErrorf("--network %q: want none, host, container:NAME or ns:PATH", o.Network)
+		return so, usageErrorf("--network %q: want none, bridge, host, container:NAME or ns:PATH", o.Network)
 	}
 	return so, nil
 }
@@ -301,10 +300,11 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	// The allow decision is logged with the container and its relaxations, before it starts.
 	// With a policy in force, a relaxation the deciding rule does not permit stops the
 	// container before it starts: a deny, logged with the relaxations it refused.
-	prepared := func(c *engine.Container) error {
-		record.Container = c.Name
-		rs := make([]policy.Relaxation, len(c.Relaxations))
-		for i, r := range c.Relaxations {
+	check := func(name string, relaxations []spec.Relaxation, logAllowed bool) error {
+		record.Container = name
+		rs := make([]policy.Relaxation, len(relaxations))
+		record.Relaxations = record.Relaxations[:0]
+		for i, r := range relaxations {
 			rs[i] = policy.Relaxation{Kind: string(r.Kind), Value: r.Value}
 			record.Relaxations = append(record.Relaxations, r.String())
 		}
@@ -316,13 +316,27 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		if errors.As(refused, &re) {
 			record.Refuse(re)
 		}
-		if logPath != "" {
+		if logPath != "" && (refused != nil || logAllowed) {
 			if err := appendDecision(logPath, record); err != nil {
 				return err
 			}
 		}
 		if refused != nil {
 			return &DeniedError{Err: fmt.Errorf("%s: %w", arg, refused)}
+		}
+		return nil
+	}
+	// The bridge changes the host (it creates the bridge, turns on forwarding, installs the NAT
+	// rule) before the spec that lists the relaxations exists: a policy that does not permit
+	// it stops the run first.
+	if o.Network == "bridge" {
+		if err := check(o.Name, []spec.Relaxation{{Kind: spec.RelaxNetwork, Value: "bridge"}}, false); err != nil {
+			return err
+		}
+	}
+	prepared := func(c *engine.Container) error {
+		if err := check(c.Name, c.Relaxations, true); err != nil {
+			return err
 		}
 		for _, r := range c.Relaxations {
 			a.log.Info("relaxation applied", "container", c.Name, "relaxation", r.String())
@@ -334,6 +348,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	if name, ok := strings.CutPrefix(o.Network, "container:"); ok {
 		ro.NetworkContainer = name
 	}
+	ro.Bridge = o.Network == "bridge"
 	if o.Detach {
 		c, err := e.Start(ctx, img, ro)
 		if err != nil {

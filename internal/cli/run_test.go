@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,10 +136,18 @@ rules:
 		t.Errorf("--network host under a policy that does not permit it: exit %d, %v", code, err)
 	}
 
+	// Nor the bridge, which is refused before the host is touched (no bridge interface made).
+	_, hadBridge := net.InterfaceByName("moat0")
+	if _, _, code, err := run(t, "run", "--rm", "--policy", "relax.yaml", "--network", "bridge", target, "args", "ok"); code != ExitDenied || !strings.Contains(err.Error(), "network bridge") {
+		t.Errorf("--network bridge under a policy that does not permit it: exit %d, %v", code, err)
+	}
+	if _, err := net.InterfaceByName("moat0"); err == nil && hadBridge != nil {
+		t.Error("a denied --network bridge created the host's bridge")
+	}
+
 	for _, args := range [][]string{
-		{"run", "-d", "-i", target},                    // no attach: -i needs -t with -d
-		{"run", "--rm", "--isolation", "vm", target},   // no vm backend
-		{"run", "--rm", "--network", "bridge", target}, // no bridge networking
+		{"run", "-d", "-i", target},                  // no attach: -i needs -t with -d
+		{"run", "--rm", "--isolation", "vm", target}, // no vm backend
 		{"run", "--rm", "--network", "ns:/nonexistent/ns", target},
 		{"run", "--rm", "--network", "container:", target},
 		{"run", "--rm", "--network", "container:nobody", target},

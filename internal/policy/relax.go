@@ -22,7 +22,7 @@ type Relaxation struct {
 const (
 	RelaxCapAdd            = "cap-add"            // Value: a capability, CAP_NET_ADMIN
 	RelaxWritableRootfs    = "writable-rootfs"    // no Value
-	RelaxNetwork           = "network"            // Value: host, container:NAME, or the network namespace path
+	RelaxNetwork           = "network"            // Value: host, bridge, container:NAME, or the network namespace path
 	RelaxSeccompUnconfined = "seccomp-unconfined" // no Value
 	RelaxSeccompProfile    = "seccomp-profile"    // Value: NAME@sha256:HEX
 	RelaxNewPrivileges     = "new-privileges"     // no Value
@@ -132,14 +132,14 @@ func parsePermit(s string) (permit, error) {
 		p.value = value
 	case RelaxNetwork:
 		switch {
-		case value == "host":
+		case value == "host" || value == "bridge":
 		case strings.HasPrefix(value, "container:"):
 			if err := checkGlob(strings.TrimPrefix(value, "container:")); err != nil || value == "container:" {
 				return p, fmt.Errorf("relaxation %q: want network:container:NAME-GLOB", s)
 			}
 		default:
 			if err := checkPathGlob(value); err != nil {
-				return p, fmt.Errorf("relaxation %q: want network:host, network:container:NAME-GLOB or network:PATH-GLOB: %w", s, err)
+				return p, fmt.Errorf("relaxation %q: want network:host, network:bridge, network:container:NAME-GLOB or network:PATH-GLOB: %w", s, err)
 			}
 		}
 		p.value = value
@@ -213,7 +213,7 @@ func (p permit) matches(r Relaxation) bool {
 		return i >= 0 && r.Value[i+1:] == p.value
 	case RelaxNetwork:
 		switch {
-		case p.value == "host" || r.Value == "host":
+		case p.value == "host" || r.Value == "host" || p.value == "bridge" || r.Value == "bridge":
 			return p.value == r.Value
 		case strings.HasPrefix(p.value, "container:"):
 			name, ok := strings.CutPrefix(r.Value, "container:")

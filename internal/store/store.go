@@ -213,6 +213,16 @@ func (t *Tx) Delete(bucket, key string) error {
 	return b.Delete([]byte(key))
 }
 
+// ForEach calls fn with every key and value of bucket, in key order, as Store.ForEach does,
+// inside the transaction.
+func (t *Tx) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
 // ForEach calls fn with every key and value of bucket, in key order; the value is valid only
 // during the call. An error from fn stops the walk and is returned.
 func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) error {

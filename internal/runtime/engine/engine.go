@@ -24,6 +24,7 @@ import (
 
 	"github.com/moatsec/moat/internal/image"
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/network"
 	"github.com/moatsec/moat/internal/runtime/rootfs"
 	"github.com/moatsec/moat/internal/runtime/spec"
 )
@@ -47,6 +48,9 @@ type Engine struct {
 	// runDir holds what outlives moat's processes but not a reboot: the pinned user
 	// namespaces idmapped layers are mounted through.
 	runDir string
+
+	// bridge is the network --network bridge attaches containers to.
+	bridge *network.Bridge
 
 	noIDMapped bool
 	noEarlyRun bool
@@ -87,6 +91,10 @@ func WithoutEarlyRun() Option { return func(e *Engine) { e.noEarlyRun = true } }
 // WithRunDir pins user namespaces in dir instead of DefaultRunDir.
 func WithRunDir(dir string) Option { return func(e *Engine) { e.runDir = dir } }
 
+// WithBridge attaches containers run with RunOptions.Bridge to b instead of the default
+// bridge (network.DefaultName, network.DefaultSubnet, namespaces pinned in RUNDIR/netns).
+func WithBridge(b *network.Bridge) Option { return func(e *Engine) { e.bridge = b } }
+
 // New opens the engine whose data lives in dir (created, mode 0711 so that a container's
 // mapped root can reach its root filesystem below it).
 func New(dir string, opts ...Option) (*Engine, error) {
@@ -107,6 +115,13 @@ func New(dir string, opts ...Option) (*Engine, error) {
 	}
 	if err := checkSearchable(dir); err != nil {
 		return nil, err
+	}
+	if e.bridge == nil {
+		b, err := network.New(filepath.Join(e.runDir, "netns"))
+		if err != nil {
+			return nil, err
+		}
+		e.bridge = b
 	}
 	c, err := rootfs.NewCache(filepath.Join(dir, "cache"), rootfs.WithLogger(e.log))
 	if err != nil {
@@ -188,6 +203,10 @@ type RunOptions struct {
 	// namespace the new one joins (--network container:NAME). Both must run at the hardened
 	// level: a sandbox's network lives inside gVisor. Spec.NetNSPath must then be empty.
 	NetworkContainer string
+	// Bridge gives the container a network namespace of its own on the engine's bridge
+	// network (--network bridge): an address, a default route through the host, which
+	// masquerades it, and the host's nameservers. A relaxation; excludes the other networks.
+	Bridge bool
 	// Remove removes the container when it exits (--rm). Without it an exited container and
 	// its log stay until Remove.
 	Remove bool
@@ -248,6 +267,9 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if level == "" {
 		level = spec.Hardened
 	}
+	if o.Bridge && (o.Spec.HostNetwork || o.Spec.NetNSPath != "" || o.NetworkContainer != "") {
+		return nil, errors.New("--network bridge: conflicts with another network")
+	}
 	m := spec.DefaultIDMap()
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
 	// (owned by host IDs no container maps to, so that not even a container root that broke
@@ -266,6 +288,9 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		Detached: detached, Terminal: o.Spec.Terminal, AutoRemove: o.Remove, Status: StatusCreated,
 		ExitCode: -1, Created: time.Now().UTC(), IDMap: m, StopSignal: img.Config.Config.StopSignal,
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
+	}
+	if o.Bridge {
+		c.Network = &Endpoint{Bridge: e.bridge.Name(), Gateway: e.bridge.Gateway(), NetNS: e.bridge.PinPath(id)}
 	}
 	if err := e.claim(c); err != nil {
 		return nil, err
@@ -300,6 +325,13 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		}
 	}
 
+	so := o.Spec
+	if c.Network != nil {
+		if err := e.attach(ctx, c, &so); err != nil {
+			return nil, err
+		}
+	}
+
 	// A read-only root filesystem's writable layer holds only the runtime's mount points and
 	// stays in the bundle's tmpfs; a writable one's holds what the container writes, on disk.
 	var writable []rootfs.MountOption
@@ -324,7 +356,6 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		return nil, fmt.Errorf("assembling the root filesystem: %w", err)
 	}
 
-	so := o.Spec
 	so.Level = level
 	so.IDMap = m
 	so.CgroupsPath = "/moat/" + id
@@ -409,7 +440,7 @@ func (e *Engine) mountLayers(ctx context.Context, img *image.Image, dir string, 
 // filesystem that will not unmount keeps both, recorded as exited with the reason, so that
 // `moat rm` can try again.
 func (e *Engine) discard(c *Container, exitCode int) {
-	if err := removeFiles(c); err != nil {
+	if err := e.removeFiles(c); err != nil {
 		e.log.Warn("removing the container's files; it stays in `moat ps -a`", "container", c.Name, "dir", c.Dir, "error", err)
 		c.Status, c.Owner, c.Pid, c.ExitCode, c.Finished = StatusExited, nil, 0, exitCode, time.Now().UTC()
 		c.Error = "its files could not be removed: " + err.Error()
@@ -421,10 +452,16 @@ func (e *Engine) discard(c *Container, exitCode int) {
 	}
 }
 
-// removeFiles removes c's bundle (removeBundle) and its data directory.
-func removeFiles(c *Container) error {
+// removeFiles removes c's bundle (removeBundle), its data directory and its network
+// namespace.
+func (e *Engine) removeFiles(c *Container) error {
 	if err := removeBundle(c.Dir); err != nil {
 		return err
+	}
+	if c.Network != nil {
+		if err := e.bridge.Detach(c.ID); err != nil {
+			return err
+		}
 	}
 	if c.Data != "" {
 		if err := os.RemoveAll(c.Data); err != nil {

@@ -190,7 +190,7 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	if err := rt.Delete(ctx, c.ID, force); err != nil && !errors.Is(err, backend.ErrNotFound) {
 		return fmt.Errorf("removing %s: %w", c.Name, err)
 	}
-	if err := removeFiles(c); err != nil {
+	if err := e.removeFiles(c); err != nil {
 		return fmt.Errorf("removing %s: %w", c.Name, err)
 	}
 	return e.forget(c)

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/network"
 	"github.com/moatsec/moat/internal/runtime/spec"
 )
 
@@ -155,4 +160,152 @@ func netns(t *testing.T) string {
 		}
 	})
 	return p
+}
+
+// TestBridgeNetwork runs containers on a bridge that lives in a network namespace the test
+// made (standing for the host): one listens on port 80 as its root, others reach it by its
+// address, reach the host at the gateway, get resolv.conf and hosts files, and leave nothing
+// behind when removed.
+func TestBridgeNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	host := netns(t)
+	pins := t.TempDir()
+	b, err := network.New(pins, network.WithHostNamespace(host), network.WithName("mtb0"), network.WithSubnet(netip.MustParsePrefix("10.90.0.0/24")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e := newEngine(t, engineDir(t), "", WithBridge(b))
+	run := func(level spec.Level, o RunOptions, args ...string) (string, *Result, error) {
+		t.Helper()
+		var out bytes.Buffer
+		o.Level, o.Remove, o.Bridge = level, true, true
+		o.Spec.Args = args
+		o.IO = backend.IO{Stdout: &out, Stderr: &out}
+		res, err := e.Run(ctx, img, o)
+		return out.String(), res, err
+	}
+	if _, err := e.Start(ctx, img, RunOptions{Name: "web", Bridge: true, Spec: spec.Options{Args: []string{"listen", "0.0.0.0:80"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "web", "listening\n")
+	web, err := e.Inspect(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.Network == nil || web.Network.Address != netip.MustParseAddr("10.90.0.2") || web.Network.Gateway != netip.MustParseAddr("10.90.0.1") {
+		t.Fatalf("web's network: %+v", web.Network)
+	}
+	if !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxNetwork, Value: "bridge"}) {
+		t.Errorf("web's relaxations: %v", web.Relaxations)
+	}
+	// The host, at the gateway address, in the test's namespace.
+	gw := listenIn(t, host, "10.90.0.1:0")
+	for _, level := range []spec.Level{spec.Hardened, spec.Sandbox} {
+		for _, target := range []struct{ addr, want string }{{"10.90.0.2:80", "connected: hello\n"}, {gw.Addr().String(), "connected: from the host\n"}} {
+			out, res, err := run(level, RunOptions{}, "dial", target.addr)
+			if err != nil || res.ExitCode != 0 || out != target.want {
+				t.Errorf("%s on the bridge, dialling %s: %v %+v %q", level, target.addr, err, res, out)
+			}
+		}
+	}
+	out, _, err := run(spec.Hardened, RunOptions{Spec: spec.Options{Hostname: "box"}}, "readfile", "/etc/hosts")
+	if err != nil || !strings.Contains(out, "10.90.0.7\tbox\n") || !strings.Contains(out, "127.0.0.1\tlocalhost") {
+		t.Errorf("/etc/hosts: %v %q", err, out)
+	}
+	if out, _, err := run(spec.Hardened, RunOptions{}, "readfile", "/etc/resolv.conf"); err != nil || strings.Contains(out, "nameserver 127.") {
+		t.Errorf("/etc/resolv.conf: %v %q", err, out)
+	}
+	// Without the bridge, the web container is out of reach.
+	var nout bytes.Buffer
+	if res, err := e.Run(ctx, img, RunOptions{Remove: true, Spec: spec.Options{Args: []string{"dial", "10.90.0.2:80"}}, IO: backend.IO{Stdout: &nout, Stderr: &nout}}); err != nil || res.ExitCode != 1 {
+		t.Errorf("no network reached the bridge: %v %+v %q", err, res, nout.String())
+	}
+	for _, tc := range []struct {
+		name string
+		o    RunOptions
+	}{
+		{"with host", RunOptions{Spec: spec.Options{HostNetwork: true}}},
+		{"with a container's", RunOptions{NetworkContainer: "web"}},
+		{"with a namespace", RunOptions{Spec: spec.Options{NetNSPath: host}}},
+	} {
+		if _, _, err := run(spec.Hardened, tc.o, "exit", "0"); err == nil || !strings.Contains(err.Error(), "conflicts") {
+			t.Errorf("bridge %s: %v, want a conflict", tc.name, err)
+		}
+	}
+	if err := e.Remove(ctx, "web", true); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(pins); len(ents) != 0 {
+		t.Errorf("left in the namespace pins' directory: %v", ents)
+	}
+	// Addresses are handed out in turn: the next container gets the one after the last
+	// (.2 web, .3 and .4 the hardened dials, .5 and .6 the sandbox ones, .7 and .8 the files).
+	if _, err := e.Start(ctx, img, RunOptions{Name: "again", Bridge: true, Spec: spec.Options{Args: []string{"wait"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.Inspect(ctx, "again"); err != nil || c.Network == nil || c.Network.Address != netip.MustParseAddr("10.90.0.9") {
+		t.Errorf("after web's removal: %+v %v", c, err)
+	}
+	if err := e.Remove(ctx, "again", true); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel destroys the containers' namespaces, and their veth pairs, on its own time.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		hostEnds, err := exec.Command("nsenter", "--net="+host, "ip", "-o", "link", "show").CombinedOutput()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`: mt[0-9a-f]{12}[@:]`).Match(hostEnds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("veth ends left in the host namespace:\n%s", hostEnds)
+			break
+		}
+	}
+}
+
+// listenIn listens on addr in the network namespace at path, answering "from the host".
+func listenIn(t *testing.T, path, addr string) net.Listener {
+	t.Helper()
+	ns, err := vnetns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		if err := vnetns.Set(ns); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		l, err := net.Listen("tcp", addr)
+		ch <- result{l, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.l.Close() })
+	go func() {
+		for {
+			c, err := r.l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("from the host"))
+			c.Close()
+		}
+	}()
+	return r.l
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,9 +68,21 @@ type Container struct {
 	// Data holds what outlives the container's run: its log and, for a writable root
 	// filesystem, its writable layer. It is created only when something goes there.
 	Data string `json:"data,omitempty"`
+	// Network is the container's place on moat's bridge network (--network bridge).
+	Network *Endpoint `json:"network,omitempty"`
 	// Owner is the moat process running a foreground container, or creating a detached one;
 	// while it lives, a container the runtime does not know yet is not lost.
 	Owner *Owner `json:"owner,omitempty"`
+}
+
+// Endpoint is a container's attachment to the bridge network: its own network namespace,
+// pinned on NetNS, with Address on the bridge's subnet and the bridge's address, Gateway, as
+// its default route.
+type Endpoint struct {
+	Bridge  string     `json:"bridge"`
+	Address netip.Addr `json:"address"`
+	Gateway netip.Addr `json:"gateway"`
+	NetNS   string     `json:"netns"`
 }
 
 // Owner identifies a process across PID reuse: its PID and its start time.
@@ -98,7 +111,9 @@ func (c *Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }
 const (
 	bucketContainers = "containers"
 	bucketNames      = "container-names"
-	logFile          = "container.log"
+	// bucketNetworks holds, per bridge, the last address handed out.
+	bucketNetworks = "networks"
+	logFile        = "container.log"
 )
 
 // ErrNotFound is returned for a name or ID that names no container.
@@ -120,13 +135,22 @@ func (e *Engine) withStore(fn func(s *store.Store) error) error {
 
 // claim records a new container, refusing a name in use.
 func (e *Engine) claim(c *Container) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
 	return e.withStore(func(s *store.Store) error {
 		err := s.Update(func(tx *store.Tx) error {
 			if err := tx.Insert(bucketNames, c.Name, []byte(c.ID)); err != nil {
+				return err
+			}
+			if c.Network != nil {
+				// The address is chosen in the transaction that records it, so that two moat
+				// processes never pick the same one.
+				addr, err := e.allocate(tx, c.Network.Bridge)
+				if err != nil {
+					return err
+				}
+				c.Network.Address = addr
+			}
+			b, err := json.Marshal(c)
+			if err != nil {
 				return err
 			}
 			return tx.Insert(bucketContainers, c.ID, b)
@@ -136,6 +160,34 @@ func (e *Engine) claim(c *Container) error {
 		}
 		return err
 	})
+}
+
+// allocate picks the next free address of the engine's bridge after the last one handed out
+// (network.Bridge.Allocate): one no container record on that bridge holds (a container keeps
+// its address until it is removed), and records it as the last.
+func (e *Engine) allocate(tx *store.Tx, bridge string) (netip.Addr, error) {
+	var used []netip.Addr
+	err := tx.ForEach(bucketContainers, func(_ string, v []byte) error {
+		var other struct {
+			Network *Endpoint `json:"network"`
+		}
+		if json.Unmarshal(v, &other) == nil && other.Network != nil && other.Network.Bridge == bridge {
+			used = append(used, other.Network.Address)
+		}
+		return nil
+	})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	var last netip.Addr
+	if b, err := tx.Get(bucketNetworks, bridge); err == nil {
+		last, _ = netip.ParseAddr(string(b)) // unreadable: start from the beginning
+	}
+	addr, err := e.bridge.Allocate(used, last)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return addr, tx.Put(bucketNetworks, bridge, []byte(addr.String()))
 }
 
 // save writes c back, unless it has been removed meanwhile (a forced `moat rm` of a

@@ -216,6 +216,15 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 	if level != Sandbox && (o.HostNetwork || o.NetNSPath != "") {
 		sysfsOfNetwork(mounts)
 	}
+	for _, f := range []struct{ src, dst string }{{o.ResolvConf, "/etc/resolv.conf"}, {o.Hosts, "/etc/hosts"}} {
+		if f.src == "" || slices.ContainsFunc(o.Mounts, func(m Mount) bool { return path.Clean(m.Destination) == f.dst }) {
+			continue // a mount of the user's own there wins
+		}
+		if !path.IsAbs(f.src) || strings.ContainsRune(f.src, 0) {
+			return nil, fmt.Errorf("%w: %s's source %q is not an absolute path", ErrInvalid, f.dst, f.src)
+		}
+		mounts = append(mounts, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: []string{"bind", "rprivate", "ro", "nosuid", "nodev", "noexec"}})
+	}
 	for _, m := range o.Mounts {
 		if m.Type == Bind {
 			mode := "rw"

@@ -80,6 +80,9 @@ type Options struct {
 	// NetNSOf names what NetNSPath is, for the relaxation: "container:NAME" for another
 	// container's namespace (--network container:NAME); "" records the path.
 	NetNSOf string
+	// ResolvConf and Hosts, when set, are host files (moat's own, made for the container's
+	// network) bound read-only at /etc/resolv.conf and /etc/hosts. Not relaxations.
+	ResolvConf, Hosts string
 	// HostNetwork shares the network namespace moat runs in (--network host): the
 	// container sees the host's interfaces and may listen on and connect to its addresses.
 	// Its root holds no capability over that namespace. Excludes NetNSPath.

@@ -1014,3 +1014,38 @@ func FuzzParseAccounts(f *testing.F) {
 		}
 	})
 }
+
+// TestNetworkFiles: moat's resolv.conf and hosts are bound read-only over the image's, are no
+// relaxation, and give way to a mount of the user's own at the same place.
+func TestNetworkFiles(t *testing.T) {
+	find := func(r *Result, dst string) []specs.Mount {
+		var out []specs.Mount
+		for _, m := range r.Spec.Mounts {
+			if m.Destination == dst {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	r := generate(t, Options{ResolvConf: "/b/resolv.conf", Hosts: "/b/hosts"})
+	for dst, src := range map[string]string{"/etc/resolv.conf": "/b/resolv.conf", "/etc/hosts": "/b/hosts"} {
+		ms := find(r, dst)
+		if len(ms) != 1 || ms[0].Source != src || !slices.Contains(ms[0].Options, "ro") || ms[0].Type != "bind" {
+			t.Errorf("%s: %+v", dst, ms)
+		}
+	}
+	if len(r.Relaxations) != 0 {
+		t.Errorf("relaxations %v", r.Relaxations)
+	}
+	own := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(own, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = generate(t, Options{ResolvConf: "/b/resolv.conf", Hosts: "/b/hosts", Mounts: []Mount{{Type: Bind, Source: own, Destination: "/etc/hosts/", ReadOnly: true}}})
+	if ms := find(r, "/etc/hosts"); len(ms) != 1 || ms[0].Source != own {
+		t.Errorf("a user's /etc/hosts: %+v", ms)
+	}
+	if _, err := Generate(testImage(), "/rootfs", Options{Files: testFiles(), Hosts: "b/hosts"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a relative hosts file: %v", err)
+	}
+}

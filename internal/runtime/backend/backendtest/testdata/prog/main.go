@@ -57,6 +57,13 @@ func main() {
 		fmt.Println(os.Getenv(os.Args[2]))
 	case "cat":
 		io.Copy(os.Stdout, os.Stdin)
+	case "readfile":
+		b, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			fmt.Println("readfile:", err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
 	case "check":
 		host, _ := os.Hostname()
 		err := os.WriteFile("/written", []byte("x"), 0o644)
