@@ -3,6 +3,7 @@ package backend_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,4 +135,51 @@ func TestReadSpecRefusesFIFO(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ReadSpec blocked on a FIFO")
 	}
+}
+
+func TestProcessTerminal(t *testing.T) {
+	for _, tt := range []struct {
+		spec string
+		want bool
+		err  bool
+	}{
+		{`{"ociVersion":"1.1.0","process":{"terminal":true,"args":["sh"]},"linux":{}}`, true, false},
+		{`{"ociVersion":"1.1.0","process":{"args":["sh"]}}`, false, false},
+		{`{"linux":{"seccomp":{"syscalls":[{"names":["a"]}]}},"process":{"terminal":true}}`, true, false},
+		{`{"ociVersion":"1.1.0"}`, false, false},
+		{`{"Process":{"Terminal":true}}`, true, false},
+		{`{}`, false, false},
+		{`{`, false, true},
+		{`[]`, false, true},
+		{`{"process":{"terminal":"yes"}}`, false, true},
+		{`{"ociVersion":1,`, false, true},
+		{``, false, true},
+	} {
+		got, err := backend.ProcessTerminal([]byte(tt.spec))
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("%s: %v, %v; want %v (error: %v)", tt.spec, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// FuzzProcessTerminal: reading only the process member agrees with decoding the whole spec,
+// whenever the spec decodes and names one process member.
+func FuzzProcessTerminal(f *testing.F) {
+	f.Add([]byte(`{"ociVersion":"1.1.0","process":{"terminal":true}}`))
+	f.Add([]byte(`{"linux":{},"process":{"terminal":false,"args":["a"]}}`))
+	f.Fuzz(func(t *testing.T, spec []byte) {
+		got, err := backend.ProcessTerminal(spec)
+		var full struct {
+			Process *struct {
+				Terminal bool `json:"terminal"`
+			} `json:"process"`
+		}
+		if json.Unmarshal(spec, &full) != nil || bytes.Count(bytes.ToLower(spec), []byte(`process`)) > 1 {
+			return
+		}
+		want := full.Process != nil && full.Process.Terminal
+		if err != nil || got != want {
+			t.Fatalf("%q: %v, %v; the whole spec says %v", spec, got, err, want)
+		}
+	})
 }

@@ -28,3 +28,6 @@ func BareRun(rt Runtime, bundle, id string) error {
 	}
 	return cmd.Wait()
 }
+
+// ProcessTerminal is processTerminal, for tests.
+var ProcessTerminal = processTerminal
