@@ -25,14 +25,20 @@ func newAttachCmd(a *app) *cobra.Command {
 	o := &attachOptions{}
 	cmd := &cobra.Command{
 		Use:   "attach [flags] CONTAINER",
-		Short: "Attach to the terminal of a detached container",
+		Short: "Attach to the terminal or standard input of a detached container",
 		Long: `Connect your terminal to the terminal of a running container started with -dt: you see
 what it prints from now on, and what you type goes to it. Detach with ctrl-p ctrl-q: the
 container goes on running. When the container ends, moat exits with its exit code. Several
-terminals may be attached to one container at once. For a container without a terminal,
-moat logs -f follows its output.`,
+terminals may be attached to one container at once.
+
+A container started with -di (no terminal) keeps its standard input open: what you type, or
+pipe in, goes to it, and its output (standard output and error together, as its log has them)
+from now on is printed. Your input ending does not end the container's; detach with ctrl-p
+ctrl-q or ctrl-c. For any other container, moat logs -f follows its output.`,
 		Example: `  moat run -dt --name shell alpine sh
-  moat attach shell`,
+  moat attach shell
+  moat run -di --name worker alpine sh -c 'while read l; do echo "got $l"; done'
+  moat attach worker`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), a, args[0])
@@ -51,19 +57,26 @@ func (o *attachOptions) run(ctx context.Context, a *app, name string) error {
 		keys = &detachReader{r: a.in, detach: detach}
 		stdio.Stdin = keys
 	}
-	// The user's terminal, when there is one, goes raw so that every key reaches the
-	// container's; input from a pipe is passed on as it is.
-	if _, inTTY := terminalFd(a.in); inTTY || o.NoStdin {
-		tty, err := startTTY(a.in, a.out, inTTY && !o.NoStdin)
+	return withEngine(a, func(e *engine.Engine) error {
+		c, err := e.Inspect(ctx, name)
 		if err != nil {
 			return err
 		}
-		defer tty.Restore()
-		stdio.Terminal = tty.Terminal
-	}
-	return withEngine(a, func(e *engine.Engine) error {
-		code, err := e.Attach(ctx, name, stdio)
-		if errors.Is(err, context.Canceled) && keys != nil && keys.detached() {
+		// The user's terminal, when there is one, goes raw so that every key reaches the
+		// container's; input from a pipe is passed on as it is, and so is input to a
+		// container without a terminal.
+		if _, inTTY := terminalFd(a.in); c.Terminal && (inTTY || o.NoStdin) {
+			tty, err := startTTY(a.in, a.out, inTTY && !o.NoStdin)
+			if err != nil {
+				return err
+			}
+			defer tty.Restore()
+			stdio.Terminal = tty.Terminal
+		}
+		code, err := e.Attach(ctx, c.ID, stdio)
+		// Detached by the keys, or by ctrl-c (which reaches moat, not a container without a
+		// terminal).
+		if errors.Is(err, context.Canceled) && (keys != nil && keys.detached() || !c.Terminal) {
 			fmt.Fprintf(a.err, "\r\nmoat: detached from %s, which goes on running\r\n", name)
 			return nil
 		}

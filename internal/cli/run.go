@@ -218,10 +218,6 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 }
 
 func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string) error {
-	switch {
-	case o.Detach && o.Interactive && !o.TTY:
-		return usageErrorf("-d -i: a detached container's standard input is its terminal, which moat attach connects to: add -t (moat run -dit), or run in the foreground")
-	}
 	if strings.HasPrefix(arg, "dir:") {
 		return usageErrorf("%s: a root filesystem directory cannot be run: give an image", arg)
 	}
@@ -349,6 +345,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		ro.NetworkContainer = name
 	}
 	ro.Bridge = o.Network == "bridge"
+	ro.OpenStdin = o.Detach && o.Interactive && !o.TTY
 	if o.Detach {
 		c, err := e.Start(ctx, img, ro)
 		if err != nil {

@@ -146,7 +146,6 @@ rules:
 	}
 
 	for _, args := range [][]string{
-		{"run", "-d", "-i", target},                  // no attach: -i needs -t with -d
 		{"run", "--rm", "--isolation", "vm", target}, // no vm backend
 		{"run", "--rm", "--network", "ns:/nonexistent/ns", target},
 		{"run", "--rm", "--network", "container:", target},

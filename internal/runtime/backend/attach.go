@@ -16,10 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Attaching to a detached container's terminal. The shim that holds the terminal's master
-// end serves a unix socket, attach.sock in the container's directory (root's alone): every
+// Attaching to a detached container's terminal, or to its standard input when it was created
+// with IO.OpenStdin. The shim that holds the terminal's master end (or the stdin pipe's write
+// end) serves a unix socket, attach.sock in the container's directory (root's alone): every
 // client connected to it gets what the terminal prints from then on, as the log does, and
-// may type into it and resize it. A client sends frames, a type byte, a big-endian uint32
+// may type into it and resize it. Without a terminal a client gets no output on the socket
+// (the container's output goes to its log files, which the caller follows), and its input
+// goes to the pipe; resizes are ignored. A client sends frames, a type byte, a big-endian uint32
 // length and that many bytes: frameInput carries keystrokes, frameResize the new rows and
 // columns (two big-endian uint16). The shim sends the terminal's output as it comes, and
 // closes the connection once the container has ended and its output has been read.
@@ -193,9 +196,10 @@ func (c *attachClient) write() {
 	}
 }
 
-// serveAttach accepts clients on ln until it is closed, relaying their input and sizes to
-// the terminal's master.
-func serveAttach(ln *net.UnixListener, master *os.File, hub *attachHub) {
+// serveAttach accepts clients on ln until it is closed, relaying their input to in (the
+// terminal's master, or the write end of the container's stdin pipe) and their sizes to
+// resize (nil: no terminal, sizes are ignored).
+func serveAttach(ln *net.UnixListener, in io.Writer, resize func(WinSize) error, hub *attachHub) {
 	for {
 		conn, err := ln.AcceptUnix()
 		if err != nil {
@@ -211,14 +215,17 @@ func serveAttach(ln *net.UnixListener, master *os.File, hub *attachHub) {
 			readFrames(conn, func(typ byte, payload []byte) error {
 				switch typ {
 				case frameInput:
-					_, err := master.Write(payload)
+					_, err := in.Write(payload)
 					return err
 				case frameResize:
 					if len(payload) != 4 {
 						return fmt.Errorf("resize frame of %d bytes", len(payload))
 					}
+					if resize == nil {
+						return nil
+					}
 					rows, cols := binary.BigEndian.Uint16(payload), binary.BigEndian.Uint16(payload[2:])
-					return setSize(master, WinSize{Rows: rows, Cols: cols})
+					return resize(WinSize{Rows: rows, Cols: cols})
 				}
 				return fmt.Errorf("unknown frame type %q", typ)
 			})
@@ -275,7 +282,8 @@ func setSize(master *os.File, s WinSize) error {
 
 // Attach connects stdio to the terminal of a detached container created with one: what
 // the terminal prints from now on is copied to stdio.Stdout, stdio.Stdin is typed into it
-// and stdio.Terminal's sizes resize it. It returns nil once the container has ended and its
+// and stdio.Terminal's sizes resize it. For a container created with IO.OpenStdin,
+// stdio.Stdin goes to the container's standard input and nothing is copied to Stdout. It returns nil once the container has ended and its
 // output is copied, or ctx's error when ctx ends first (the container goes on running: that
 // is how a caller detaches). The end of Stdin does not end the attachment.
 func (c *ociCLI) Attach(ctx context.Context, id string, stdio IO) error {
@@ -291,7 +299,7 @@ func (c *ociCLI) Attach(ctx context.Context, id string, stdio IO) error {
 	}
 	conn, err := dialAttach(c.dirOf(id))
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
-		return fmt.Errorf("%s attach %s: the container has no terminal to attach to (it was not created with one, or its shim has ended)", c.name, id)
+		return fmt.Errorf("%s attach %s: the container has no terminal or open standard input to attach to (it was not created with one, or its shim has ended)", c.name, id)
 	}
 	if err != nil {
 		return fmt.Errorf("%s attach %s: %w", c.name, id, err)

@@ -115,6 +115,10 @@ type IO struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	Terminal *Terminal
+	// OpenStdin, for Create only and without a terminal, gives the container a pipe for
+	// standard input that its shim holds open while it runs (Stdin must be nil): Attach
+	// writes to it, and it never reaches end of file. Docker's -d -i.
+	OpenStdin bool
 	// ExitCommand, for Create only, is run once the container has ended, its exit code is
 	// recorded and its shim has let go of it (so that Delete does not wait for the shim), in
 	// a session of its own with no stdio and nobody waiting for it: conmon's --exit-command.

@@ -560,11 +560,25 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 	if t := stdio.Terminal; t != nil && (stdio.Stdin != nil || t.Resize != nil) {
 		return fmt.Errorf("%s create %s: a detached container's terminal takes no Stdin and no Resize", c.name, id)
 	}
+	if stdio.OpenStdin && (stdio.Terminal != nil || stdio.Stdin != nil) {
+		return fmt.Errorf("%s create %s: OpenStdin is for a container without a terminal, and takes no Stdin", c.name, id)
+	}
 	files, closeFiles, err := stdioFiles(stdio)
 	if err != nil {
 		return fmt.Errorf("%s create %s: %w", c.name, id, err)
 	}
 	defer closeFiles()
+	var stdinW *os.File
+	if stdio.OpenStdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("%s create %s: %w", c.name, id, err)
+		}
+		// The container and the shim get their own descriptors; these go when Create returns.
+		defer r.Close()
+		defer w.Close()
+		files[0], stdinW = r, w
+	}
 	dir, err := c.newContainerDir(id)
 	if err != nil {
 		return err
@@ -604,6 +618,8 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 		sub = append(sub, "--console-socket", con.addr)
 		cfg.Console, cfg.Size = true, stdio.Terminal.Size
 		extra = append(extra, con.ln)
+	}
+	if terminal || stdinW != nil {
 		// The attach socket outlives Create: the shim serves it, and removes it.
 		att, err := listenSocket(dir, attachName)
 		if err != nil {
@@ -617,6 +633,10 @@ func (c *ociCLI) Create(ctx context.Context, id, bundle string, stdio IO) (err e
 		}()
 		cfg.Attach = att.path
 		extra = append(extra, att.ln)
+	}
+	if stdinW != nil {
+		cfg.StdinPipe = true
+		extra = append(extra, stdinW)
 	}
 	args, err := c.args(bundle, logFile, append(sub, id)...)
 	if err != nil {

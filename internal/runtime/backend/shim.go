@@ -61,9 +61,12 @@ type shimConfig struct {
 	// to (detached only); Size is the terminal's initial size.
 	Console bool    `json:"console,omitempty"`
 	Size    WinSize `json:"size,omitzero"`
-	// Attach, with Console, is the path of the attach socket (attach.go), listening on
-	// descriptor 5, which the shim serves while the container runs and removes after.
+	// Attach is the path of the attach socket (attach.go), listening on the next
+	// descriptor, which the shim serves while the container runs and removes after.
 	Attach string `json:"attach,omitempty"`
+	// StdinPipe says that the next descriptor is the write end of the container's stdin
+	// pipe (IO.OpenStdin), which attached clients' input goes to.
+	StdinPipe bool `json:"stdinPipe,omitempty"`
 	// Foreground reports the exit code on descriptor 3 instead of in the exit file, takes
 	// signal requests on it, and kills the process when the caller hangs up.
 	Foreground bool `json:"foreground,omitempty"`
@@ -294,14 +297,24 @@ func shimMain(config string) int {
 		fail("shim: bad configuration: %v", err)
 		return 2
 	}
-	var ln, attachLn *os.File
+	// Descriptors from 4 on, in this order: the console socket, the attach socket, the
+	// stdin pipe's write end, each when configured.
+	var ln, attachLn, stdinW *os.File
+	next := 4
+	take := func(name string) *os.File {
+		f := os.NewFile(uintptr(next), name)
+		syscall.CloseOnExec(next)
+		next++
+		return f
+	}
 	if cfg.Console {
-		ln = os.NewFile(4, "console socket")
-		syscall.CloseOnExec(4)
-		if cfg.Attach != "" {
-			attachLn = os.NewFile(5, "attach socket")
-			syscall.CloseOnExec(5)
-		}
+		ln = take("console socket")
+	}
+	if cfg.Attach != "" {
+		attachLn = take("attach socket")
+	}
+	if cfg.StdinPipe {
+		stdinW = take("stdin pipe")
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fail("shim: becoming a subreaper: %v", err)
@@ -366,17 +379,26 @@ func shimMain(config string) int {
 	if master != nil {
 		hub = newAttachHub(log)
 		out = copyPTYOutput(hub, master)
-		if attachLn != nil {
-			if l, err := net.FileListener(attachLn); err == nil {
-				if ul, ok := l.(*net.UnixListener); ok {
-					attachL = ul
-					go serveAttach(ul, master, hub)
+	} else if stdinW != nil {
+		// Clients only write: the output goes to the log, which they follow.
+		hub = newAttachHub(io.Discard)
+	}
+	if attachLn != nil && hub != nil {
+		if l, err := net.FileListener(attachLn); err == nil {
+			if ul, ok := l.(*net.UnixListener); ok {
+				attachL = ul
+				if master != nil {
+					go serveAttach(ul, master, func(s WinSize) error { return setSize(master, s) }, hub)
 				} else {
-					l.Close()
+					go serveAttach(ul, stdinW, nil, hub)
 				}
+			} else {
+				l.Close()
 			}
-			attachLn.Close()
 		}
+	}
+	if attachLn != nil {
+		attachLn.Close()
 	}
 	exited := false
 	for {
@@ -407,6 +429,13 @@ func shimMain(config string) int {
 				master.Close()
 				<-out.done
 				log.Close()
+			} else if hub != nil {
+				if attachL != nil {
+					attachL.Close()
+					os.Remove(cfg.Attach)
+				}
+				hub.closeAll()
+				stdinW.Close()
 			}
 			writeExit(cfg.ExitFile, exitStatus(ws))
 			if hub != nil {

@@ -207,6 +207,9 @@ type RunOptions struct {
 	// network (--network bridge): an address, a default route through the host, which
 	// masquerades it, and the host's nameservers. A relaxation; excludes the other networks.
 	Bridge bool
+	// OpenStdin, for Start without a terminal, keeps the container's standard input open for
+	// Attach (-d -i).
+	OpenStdin bool
 	// Remove removes the container when it exits (--rm). Without it an exited container and
 	// its log stay until Remove.
 	Remove bool
@@ -285,7 +288,8 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	}
 	c := &Container{
 		ID: id, Name: name, Image: img.Name, Digest: img.Digest, Level: level, Runtime: rtName,
-		Detached: detached, Terminal: o.Spec.Terminal, AutoRemove: o.Remove, Status: StatusCreated,
+		Detached: detached, Terminal: o.Spec.Terminal, Stdin: detached && o.OpenStdin && !o.Spec.Terminal,
+		AutoRemove: o.Remove, Status: StatusCreated,
 		ExitCode: -1, Created: time.Now().UTC(), IDMap: m, StopSignal: img.Config.Config.StopSignal,
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}

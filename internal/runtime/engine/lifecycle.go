@@ -57,6 +57,8 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 	if o.IO.Terminal != nil {
 		// Nobody types into a detached container's terminal, and nobody resizes it.
 		bio.Terminal = &backend.Terminal{Size: o.IO.Terminal.Size}
+	} else if o.OpenStdin {
+		bio.OpenStdin = true
 	}
 	if err := rt.Create(ctx, c.ID, c.Dir, bio); err != nil {
 		return fail(fmt.Errorf("creating %s with %s: %w", c.Name, rt.Name(), err))
@@ -239,15 +241,19 @@ func (e *Engine) Attach(ctx context.Context, ref string, io backend.IO) (int, er
 	if err != nil {
 		return -1, err
 	}
-	if !c.Detached || !c.Terminal {
+	if !c.Detached || !c.Terminal && !c.Stdin {
 		how := "moat logs -f shows its output"
 		if !c.Detached {
 			how = "it runs in the foreground, attached to the terminal that started it"
 		}
-		return -1, fmt.Errorf("%s has no terminal to attach to (only containers started with -dt have one): %s", c.Name, how)
+		return -1, fmt.Errorf("%s has no terminal or open standard input to attach to (only containers started with -dt or -di have one): %s", c.Name, how)
 	}
-	if err := rt.Attach(ctx, c.ID, io); err != nil {
-		return -1, fmt.Errorf("attaching to %s: %w", c.Name, err)
+	if c.Terminal {
+		if err := rt.Attach(ctx, c.ID, io); err != nil {
+			return -1, fmt.Errorf("attaching to %s: %w", c.Name, err)
+		}
+	} else if err := e.attachStdin(ctx, c, rt, io); err != nil {
+		return -1, err
 	}
 	// The shim records the exit code just after the output ends.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -262,6 +268,42 @@ func (e *Engine) Attach(ctx context.Context, ref string, io backend.IO) (int, er
 			return got.ExitCode, nil
 		}
 	}
+}
+
+// attachStdin attaches to a container started with an open standard input and no terminal:
+// io.Stdin goes to the container through its shim, and its output (standard output and
+// error, as its log has them) from now on is copied to io.Stdout until it ends.
+func (e *Engine) attachStdin(ctx context.Context, c *Container, rt backend.Runtime, stdio backend.IO) error {
+	out := stdio.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	// The log's end is found before any input is sent, so that no output it causes is missed.
+	f, err := os.Open(c.LogPath())
+	if err != nil {
+		return fmt.Errorf("opening %s's log: %w", c.Name, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		return fmt.Errorf("reading %s's log: %w", c.Name, err)
+	}
+	lctx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+	logged := make(chan error, 1)
+	go func() { logged <- e.follow(lctx, c, f, out, true) }()
+	if err := rt.Attach(ctx, c.ID, backend.IO{Stdin: stdio.Stdin, Stdout: io.Discard}); err != nil {
+		stopLogs()
+		<-logged
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return fmt.Errorf("attaching to %s: %w", c.Name, err)
+	}
+	// The container has ended: following its log ends with what it wrote last.
+	if err := <-logged; err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // LogOptions choose what Logs writes.
@@ -294,11 +336,17 @@ func (e *Engine) Logs(ctx context.Context, ref string, w io.Writer, o LogOptions
 			return fmt.Errorf("reading %s's log: %w", c.Name, err)
 		}
 	}
+	return e.follow(ctx, c, f, w, o.Follow)
+}
+
+// follow copies f, c's log, to w from where it is; with more, then what the container
+// writes until it has exited or ctx ends.
+func (e *Engine) follow(ctx context.Context, c *Container, f *os.File, w io.Writer, more bool) error {
 	for {
 		if _, err := io.Copy(w, f); err != nil {
 			return fmt.Errorf("reading %s's log: %w", c.Name, err)
 		}
-		if !o.Follow || c.Status == StatusExited {
+		if !more || c.Status == StatusExited {
 			return nil
 		}
 		select {

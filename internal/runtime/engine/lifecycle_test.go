@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -452,5 +453,94 @@ func TestIDMappedRecorded(t *testing.T) {
 	}
 	if string(b) != kernelRelease()+" "+want+"\n" {
 		t.Errorf("after probing again: recorded %q, probe said %v", b, got)
+	}
+}
+
+// TestAttachStdin starts a container with an open standard input and no terminal (-d -i):
+// an attached client's input reaches it and its output from then on comes back, a client that
+// detaches leaves it running, and Attach returns the exit code once it is killed.
+func TestAttachStdin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real containers")
+	}
+	img := progImage(t)
+	e := newEngine(t, engineDir(t), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := e.Start(ctx, img, RunOptions{Name: "reader", OpenStdin: true, Spec: spec.Options{Args: []string{"cat"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Stdin || c.Terminal {
+		t.Errorf("record: stdin %v, terminal %v", c.Stdin, c.Terminal)
+	}
+	attach := func(actx context.Context, in io.Reader, out io.Writer) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.Attach(actx, "reader", backend.IO{Stdin: in, Stdout: out})
+			done <- err
+		}()
+		return done
+	}
+	waitOut := func(out *testutil.LockedBuffer, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("attached output %q lacks %q", out.String(), want)
+			}
+		}
+	}
+	// The first client's output starts when it attaches: what it sends comes back; it
+	// detaches.
+	dctx, detach := context.WithCancel(ctx)
+	first := &testutil.LockedBuffer{}
+	in, typing := io.Pipe()
+	done := attach(dctx, in, first)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(first.String(), "one"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("attached output %q", first.String())
+		}
+		typing.Write([]byte("one\n"))
+	}
+	detach()
+	typing.Close()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Attach after detaching: %v", err)
+	}
+	waitStatus(t, e, "reader", StatusRunning)
+	// A second client sees only what is written after it attached.
+	second := &testutil.LockedBuffer{}
+	done = attach(ctx, strings.NewReader("two\n"), second)
+	waitOut(second, "two\n")
+	if strings.Contains(second.String(), "one") {
+		t.Errorf("the second client got output from before it attached: %q", second.String())
+	}
+	if err := e.Kill(ctx, "reader", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Attach when the container was killed: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Attach did not return once the container ended")
+	}
+	var log bytes.Buffer
+	if err := e.Logs(ctx, "reader", &log, LogOptions{}); err != nil || !strings.Contains(log.String(), "two\n") {
+		t.Errorf("log %q, %v", log.String(), err)
+	}
+	if err := e.Remove(ctx, "reader", false); err != nil {
+		t.Fatal(err)
+	}
+	// A detached container without -i has nothing to attach to.
+	if _, err := e.Start(ctx, img, RunOptions{Name: "plain", Spec: spec.Options{Args: []string{"wait"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Attach(ctx, "plain", backend.IO{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "-di") {
+		t.Errorf("Attach to a container without open stdin: %v", err)
+	}
+	if err := e.Remove(ctx, "plain", true); err != nil {
+		t.Fatal(err)
 	}
 }

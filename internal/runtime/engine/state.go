@@ -43,6 +43,8 @@ type Container struct {
 	Command  []string `json:"command"`
 	Detached bool     `json:"detached"`
 	Terminal bool     `json:"terminal,omitempty"`
+	// Stdin is an open standard input without a terminal (-d -i), which Attach writes to.
+	Stdin bool `json:"stdin,omitempty"`
 	// AutoRemove removes the container when it exits (--rm). A detached one is removed by
 	// the program its shim starts again as it ends (HandleAutoRemove), or else by the first
 	// List that finds it exited.

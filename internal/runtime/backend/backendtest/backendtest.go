@@ -81,6 +81,7 @@ func Test(t *testing.T, newRuntime Factory) {
 		{"ExecTerminal", s.execTerminal},
 		{"DetachedTerminal", s.detachedTerminal},
 		{"Attach", s.attach},
+		{"AttachStdin", s.attachStdin},
 		{"TerminalMismatch", s.terminalMismatch},
 		{"EarlyRun", s.earlyRun},
 		{"EarlyRunAbort", s.earlyRunAbort},
@@ -1297,6 +1298,70 @@ func (s *suite) attach(t *testing.T, rt backend.Runtime) {
 	plain := s.startWaiting(t, rt, "")
 	if err := rt.Attach(ctx(t), plain, backend.IO{Stdout: io.Discard}); err == nil || !strings.Contains(err.Error(), "no terminal") {
 		t.Errorf("Attach to a container without a terminal: %v", err)
+	}
+}
+
+// attachStdin: a detached container without a terminal created with OpenStdin reads what
+// attached clients send, from each in turn, while its output goes to its log; its input never
+// ends, even when a client's does; it ends when stopped.
+func (s *suite) attachStdin(t *testing.T, rt backend.Runtime) {
+	id := id(t, "in")
+	stdout, stderr := logs(t)
+	if err := rt.Create(ctx(t), id, s.bundle(t, []string{"cat"}), backend.IO{Stdout: stdout, Stderr: stderr, OpenStdin: true}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	track(t, rt, id)
+	if err := rt.Start(ctx(t), id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	waitFor(t, rt, id, "running", func(st backend.State) bool { return st.Status == backend.Running })
+	var want string
+	for _, line := range []string{"first\n", "second\n"} {
+		// A client whose input ends after one line, and who detaches once it is echoed: the
+		// container's input goes on.
+		actx, detach := context.WithCancel(ctx(t))
+		done := make(chan error, 1)
+		go func() {
+			done <- rt.Attach(actx, id, backend.IO{Stdin: strings.NewReader(line), Stdout: io.Discard})
+		}()
+		want += line
+		for deadline := time.Now().Add(time.Minute); readFile(t, stdout) != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the log holds %q, want %q", readFile(t, stdout), want)
+			}
+		}
+		detach()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Attach after detaching: %v, want context.Canceled", err)
+		}
+	}
+	if st, err := rt.State(ctx(t), id); err != nil || st.Status != backend.Running {
+		t.Fatalf("after the clients' input ended: %+v, %v; want running", st, err)
+	}
+	// A client attached when the container is killed: its Attach returns.
+	done := make(chan error, 1)
+	go func() { done <- rt.Attach(ctx(t), id, backend.IO{Stdout: io.Discard}) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := rt.Kill(ctx(t), id, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Attach when the container was killed: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Attach did not return once the container ended")
+	}
+	waitFor(t, rt, id, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped && st.ExitCode != -1 })
+	if err := rt.Attach(ctx(t), id, backend.IO{Stdout: io.Discard}); !errors.Is(err, backend.ErrNotRunning) {
+		t.Errorf("Attach to an exited container: %v, want ErrNotRunning", err)
+	}
+	for _, bad := range []backend.IO{{OpenStdin: true, Stdin: strings.NewReader("x")}, {OpenStdin: true, Terminal: &backend.Terminal{}}} {
+		if err := rt.Create(ctx(t), id+"x", s.bundle(t, []string{"cat"}), bad); err == nil {
+			track(t, rt, id+"x")
+			t.Errorf("Create with %+v: no error", bad)
+		}
 	}
 }
 
