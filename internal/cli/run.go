@@ -21,6 +21,7 @@ import (
 	"github.com/moatsec/moat/internal/policy"
 	"github.com/moatsec/moat/internal/runtime/backend"
 	"github.com/moatsec/moat/internal/runtime/engine"
+	"github.com/moatsec/moat/internal/runtime/network"
 	"github.com/moatsec/moat/internal/runtime/spec"
 	"github.com/moatsec/moat/internal/store"
 )
@@ -60,6 +61,8 @@ type runOptions struct {
 	CapAdd      []string
 	SecurityOpt []string
 	Network     string
+	Publish     []string
+	ports       []network.Port
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -122,6 +125,7 @@ exec, inspect and rm.`,
 	fs.BoolVar(&o.ReadOnly, "read-only", true, "read-only root filesystem; --read-only=false is a relaxation")
 	fs.StringArrayVar(&o.CapAdd, "cap-add", nil, "grant a capability (a relaxation); repeatable")
 	fs.StringArrayVar(&o.SecurityOpt, "security-opt", nil, "seccomp=PATH|unconfined or no-new-privileges=false (relaxations); repeatable")
+	fs.StringArrayVarP(&o.Publish, "publish", "p", nil, "publish a port of a container on the bridge network on the host's addresses: [HOSTIP:]HOSTPORT:PORT[/tcp|/udp] (a relaxation; needs --network bridge)")
 	fs.StringVar(&o.Network, "network", "none", "none (default: loopback only); bridge (a namespace of its own on moat's bridge, NAT to the outside), host, container:NAME or ns:PATH (relaxations: the host's network, another hardened container's, or the namespace at PATH)")
 	return cmd
 }
@@ -213,6 +217,17 @@ func (o *runOptions) specOptions(a *app, args []string) (spec.Options, error) {
 	case o.Network == "bridge":
 	default:
 		return so, usageErrorf("--network %q: want none, bridge, host, container:NAME or ns:PATH", o.Network)
+	}
+	if len(o.Publish) > 0 && o.Network != "bridge" {
+		return so, usageErrorf("-p %s: publishing ports needs the bridge network: add --network bridge", o.Publish[0])
+	}
+	o.ports = o.ports[:0]
+	for _, s := range o.Publish {
+		p, err := network.ParsePort(s)
+		if err != nil {
+			return so, usageErrorf("-p: %v", err)
+		}
+		o.ports = append(o.ports, p)
 	}
 	return so, nil
 }
@@ -326,7 +341,11 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	// rule) before the spec that lists the relaxations exists: a policy that does not permit
 	// it stops the run first.
 	if o.Network == "bridge" {
-		if err := check(o.Name, []spec.Relaxation{{Kind: spec.RelaxNetwork, Value: "bridge"}}, false); err != nil {
+		early := []spec.Relaxation{{Kind: spec.RelaxNetwork, Value: "bridge"}}
+		for _, p := range o.ports {
+			early = append(early, spec.Relaxation{Kind: spec.RelaxPublish, Value: p.String()})
+		}
+		if err := check(o.Name, early, false); err != nil {
 			return err
 		}
 	}
@@ -345,6 +364,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 		ro.NetworkContainer = name
 	}
 	ro.Bridge = o.Network == "bridge"
+	ro.Publish = o.ports
 	ro.OpenStdin = o.Detach && o.Interactive && !o.TTY
 	if o.Detach {
 		c, err := e.Start(ctx, img, ro)

@@ -151,6 +151,9 @@ rules:
 		{"run", "--rm", "--network", "container:", target},
 		{"run", "--rm", "--network", "container:nobody", target},
 		{"run", "--rm", "--network", "wifi", target},
+		{"run", "--rm", "-p", "8080:80", target}, // publishing needs the bridge
+		{"run", "--rm", "--network", "bridge", "-p", "80", target},
+		{"run", "--rm", "--network", "bridge", "-p", "127.0.0.1:8080:80", target},
 		{"run", "--rm", "--memory", "lots", target},
 		{"run", "--rm", "dir:/", "true"},
 	} {

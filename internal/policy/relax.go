@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moatsec/moat/internal/lazyregexp"
@@ -28,6 +29,7 @@ const (
 	RelaxNewPrivileges     = "new-privileges"     // no Value
 	RelaxUnlimited         = "unlimited"          // Value: memory, cpus or pids
 	RelaxBindMount         = "bind-mount"         // Value: SOURCE:DESTINATION:ro|rw
+	RelaxPublish           = "publish"            // Value: [HOSTIP:]HOSTPORT:PORT/PROTO
 )
 
 // RelaxationKinds lists every kind, in the order the runtime reports them.
@@ -35,7 +37,7 @@ func RelaxationKinds() []string { return slices.Clone(relaxationKinds) }
 
 var relaxationKinds = []string{
 	RelaxCapAdd, RelaxWritableRootfs, RelaxNetwork, RelaxSeccompUnconfined,
-	RelaxSeccompProfile, RelaxNewPrivileges, RelaxUnlimited, RelaxBindMount,
+	RelaxSeccompProfile, RelaxNewPrivileges, RelaxUnlimited, RelaxBindMount, RelaxPublish,
 }
 
 // valueless are the kinds that carry no value.
@@ -91,6 +93,9 @@ type permit struct {
 	// bind-mount: globs over the source and the destination ("" is any), and the mode ("" is
 	// any; "rw" permits ro as well).
 	src, dst, mode string
+	// publish: the host ports permitted, and the protocol ("" is either).
+	portLo, portHi int
+	proto          string
 }
 
 var (
@@ -143,6 +148,22 @@ func parsePermit(s string) (permit, error) {
 			}
 		}
 		p.value = value
+	case RelaxPublish:
+		ports, proto, hasProto := strings.Cut(value, "/")
+		if hasProto && proto != "tcp" && proto != "udp" {
+			return p, fmt.Errorf("relaxation %q: protocol %q: want tcp or udp", s, proto)
+		}
+		p.proto = proto
+		lo, hi, isRange := strings.Cut(ports, "-")
+		if !isRange {
+			hi = lo
+		}
+		var err1, err2 error
+		p.portLo, err1 = strconv.Atoi(lo)
+		p.portHi, err2 = strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || p.portLo < 1 || p.portHi > 65535 || p.portLo > p.portHi {
+			return p, fmt.Errorf("relaxation %q: want publish:HOSTPORT, publish:LOW-HIGH, either with /tcp or /udp", s)
+		}
 	case RelaxBindMount:
 		parts := strings.Split(value, ":")
 		if len(parts) > 3 {
@@ -220,6 +241,18 @@ func (p permit) matches(r Relaxation) bool {
 			return ok && matchGlob(strings.TrimPrefix(p.value, "container:"), name)
 		}
 		return matchPath(p.value, r.Value)
+	case RelaxPublish:
+		// [HOSTIP:]HOSTPORT:PORT/PROTO: the host port and the protocol are what is permitted.
+		spec, proto, _ := strings.Cut(r.Value, "/")
+		parts := strings.Split(spec, ":")
+		if len(parts) < 2 {
+			return false
+		}
+		port, err := strconv.Atoi(parts[len(parts)-2])
+		if err != nil {
+			return false
+		}
+		return port >= p.portLo && port <= p.portHi && (p.proto == "" || p.proto == proto)
 	case RelaxBindMount:
 		// SOURCE:DESTINATION:MODE. A path with a ':' in it makes the split ambiguous, so such a
 		// mount is permitted only by a bare "bind-mount".

@@ -49,6 +49,10 @@ func TestCheckRelaxations(t *testing.T) {
 		{"network host is not a path", "['network:/**']", []string{"network host"}, []string{"network host"}},
 		{"network path is not host", "['network:host']", []string{"network /run/netns/a"}, []string{"network /run/netns/a"}},
 		{"network bridge", "['network:bridge']", []string{"network bridge"}, nil},
+		{"publish any", "[publish]", []string{"publish 8080:80/tcp", "publish 192.0.2.1:53:53/udp"}, nil},
+		{"publish port", "['publish:8080']", []string{"publish 8080:80/tcp", "publish 8081:80/tcp"}, []string{"publish 8081:80/tcp"}},
+		{"publish range and protocol", "['publish:8000-8099/tcp']", []string{"publish 192.0.2.1:8050:80/tcp", "publish 8050:80/udp", "publish 9000:80/tcp"}, []string{"publish 8050:80/udp", "publish 9000:80/tcp"}},
+		{"publish is not the container port", "['publish:80']", []string{"publish 8080:80/tcp"}, []string{"publish 8080:80/tcp"}},
 		{"network bridge is not host", "['network:bridge']", []string{"network host"}, []string{"network host"}},
 		{"network host is not bridge", "['network:host']", []string{"network bridge"}, []string{"network bridge"}},
 		{"network bridge is not a path", "['network:/**']", []string{"network bridge"}, []string{"network bridge"}},
@@ -159,6 +163,10 @@ func TestRelaxationsParseErrors(t *testing.T) {
 		{"trailing slash", "'bind-mount:/srv/'", 11, "not a clean path"},
 		{"malformed glob", "'bind-mount:/srv/[a'", 11, "malformed glob"},
 		{"bad mode", "'bind-mount:/srv:/srv:rx'", 11, `mode "rx"`},
+		{"publish not a port", "'publish:http'", 11, "publish:HOSTPORT"},
+		{"publish range backwards", "'publish:9000-8000'", 11, "publish:HOSTPORT"},
+		{"publish port 0", "'publish:0'", 11, "publish:HOSTPORT"},
+		{"publish protocol", "'publish:80/sctp'", 11, `protocol "sctp"`},
 		{"too many parts", "'bind-mount:/a:/b:ro:x'", 11, "SOURCE[:DESTINATION"},
 	}
 	for _, tt := range tests {

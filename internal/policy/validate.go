@@ -148,7 +148,7 @@ var (
 var (
 	keyNamePattern      = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	durationPattern     = lazyregexp.New(`^([0-9]+d|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`)
-	relaxationPattern   = lazyregexp.New(`^(cap-add|writable-rootfs|network|seccomp-unconfined|seccomp-profile|new-privileges|unlimited|bind-mount)(:.*)?$`)
+	relaxationPattern   = lazyregexp.New(`^(cap-add|writable-rootfs|network|seccomp-unconfined|seccomp-profile|new-privileges|unlimited|bind-mount|publish)(:.*)?$`)
 	predicateURIPattern = lazyregexp.New(`^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$`)
 )
 

@@ -16,7 +16,7 @@ import (
 // attach puts c, whose record holds its address, on the engine's bridge, and points so at its
 // network namespace and at the resolv.conf and hosts files made for it in its bundle.
 func (e *Engine) attach(ctx context.Context, c *Container, so *spec.Options) error {
-	ns, err := e.bridge.Attach(ctx, c.ID, c.Network.Address)
+	ns, err := e.bridge.Attach(ctx, c.ID, c.Network.Address, c.Network.Ports...)
 	if err != nil {
 		return fmt.Errorf("--network bridge: %w", err)
 	}

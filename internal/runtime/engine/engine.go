@@ -207,6 +207,9 @@ type RunOptions struct {
 	// network (--network bridge): an address, a default route through the host, which
 	// masquerades it, and the host's nameservers. A relaxation; excludes the other networks.
 	Bridge bool
+	// Publish are ports of the container (on the bridge) published on the host's addresses
+	// (-p); each is a relaxation. Needs Bridge.
+	Publish []network.Port
 	// OpenStdin, for Start without a terminal, keeps the container's standard input open for
 	// Attach (-d -i).
 	OpenStdin bool
@@ -273,6 +276,16 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if o.Bridge && (o.Spec.HostNetwork || o.Spec.NetNSPath != "" || o.NetworkContainer != "") {
 		return nil, errors.New("--network bridge: conflicts with another network")
 	}
+	if len(o.Publish) > 0 && !o.Bridge {
+		return nil, errors.New("publishing ports needs the bridge network (--network bridge)")
+	}
+	for i, p := range o.Publish {
+		for _, q := range o.Publish[:i] {
+			if p.Overlaps(q) {
+				return nil, fmt.Errorf("published ports %s and %s take the same host port", q, p)
+			}
+		}
+	}
 	m := spec.DefaultIDMap()
 	// Where the kernel can mount layers idmapped, they are cached as the tar records them
 	// (owned by host IDs no container maps to, so that not even a container root that broke
@@ -294,7 +307,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		Dir: filepath.Join(e.dir, "containers", id), Data: filepath.Join(e.dir, "data", id), Owner: self(),
 	}
 	if o.Bridge {
-		c.Network = &Endpoint{Bridge: e.bridge.Name(), Gateway: e.bridge.Gateway(), NetNS: e.bridge.PinPath(id)}
+		c.Network = &Endpoint{Bridge: e.bridge.Name(), Gateway: e.bridge.Gateway(), NetNS: e.bridge.PinPath(id), Ports: o.Publish}
 	}
 	if err := e.claim(c); err != nil {
 		return nil, err
@@ -368,6 +381,11 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 		return nil, err
 	}
 	c.Relaxations = gen.Relaxations
+	if c.Network != nil {
+		for _, p := range c.Network.Ports {
+			c.Relaxations = append(c.Relaxations, spec.Relaxation{Kind: spec.RelaxPublish, Value: p.String()})
+		}
+	}
 	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {

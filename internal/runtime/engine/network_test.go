@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -180,6 +181,9 @@ func TestBridgeNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	e := newEngine(t, engineDir(t), "", WithBridge(b))
+	// Beyond the test host: a namespace it reaches through a veth pair, 192.0.2.1 to 192.0.2.2.
+	outside := netns(t)
+	linkOutside(t, host, outside)
 	run := func(level spec.Level, o RunOptions, args ...string) (string, *Result, error) {
 		t.Helper()
 		var out bytes.Buffer
@@ -189,10 +193,24 @@ func TestBridgeNetwork(t *testing.T) {
 		res, err := e.Run(ctx, img, o)
 		return out.String(), res, err
 	}
-	if _, err := e.Start(ctx, img, RunOptions{Name: "web", Bridge: true, Spec: spec.Options{Args: []string{"listen", "0.0.0.0:80"}}}); err != nil {
+	web8080, err := network.ParsePort("8080:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Start(ctx, img, RunOptions{Name: "web", Bridge: true, Publish: []network.Port{web8080}, Spec: spec.Options{Args: []string{"listen", "0.0.0.0:80"}}}); err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, e, "web", "listening\n")
+	// Its port 80 is published on the host's port 8080: reached from outside the host.
+	if got := dialIn(t, outside, "192.0.2.1:8080"); got != "hello" {
+		t.Errorf("the published port from outside the host: %q", got)
+	}
+	if _, err := e.Start(ctx, img, RunOptions{Name: "web2", Bridge: true, Publish: []network.Port{web8080}, Spec: spec.Options{Args: []string{"wait"}}}); err == nil || !strings.Contains(err.Error(), "container web publishes 8080:80/tcp") {
+		t.Errorf("a second container publishing 8080: %v", err)
+	}
+	if _, err := e.Start(ctx, img, RunOptions{Name: "web3", Publish: []network.Port{web8080}, Spec: spec.Options{Args: []string{"wait"}}}); err == nil || !strings.Contains(err.Error(), "needs the bridge") {
+		t.Errorf("publishing without the bridge: %v", err)
+	}
 	web, err := e.Inspect(ctx, "web")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +218,7 @@ func TestBridgeNetwork(t *testing.T) {
 	if web.Network == nil || web.Network.Address != netip.MustParseAddr("10.90.0.2") || web.Network.Gateway != netip.MustParseAddr("10.90.0.1") {
 		t.Fatalf("web's network: %+v", web.Network)
 	}
-	if !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxNetwork, Value: "bridge"}) {
+	if !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxNetwork, Value: "bridge"}) || !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxPublish, Value: "8080:80/tcp"}) {
 		t.Errorf("web's relaxations: %v", web.Relaxations)
 	}
 	// The host, at the gateway address, in the test's namespace.
@@ -242,6 +260,9 @@ func TestBridgeNetwork(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(pins); len(ents) != 0 {
 		t.Errorf("left in the namespace pins' directory: %v", ents)
+	}
+	if got := dialIn(t, outside, "192.0.2.1:8080"); !strings.HasPrefix(got, "refused") {
+		t.Errorf("the published port after web's removal: %q", got)
 	}
 	// Addresses are handed out in turn: the next container gets the one after the last
 	// (.2 web, .3 and .4 the hardened dials, .5 and .6 the sandbox ones, .7 and .8 the files).
@@ -308,4 +329,66 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 		}
 	}()
 	return r.l
+}
+
+// linkOutside joins the namespaces at host (192.0.2.1/24) and outside (192.0.2.2/24) with a
+// veth pair.
+func linkOutside(t *testing.T, host, outside string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"--net=" + host, "ip", "link", "add", "out0", "type", "veth", "peer", "name", "out1"},
+		{"--net=" + host, "ip", "addr", "add", "192.0.2.1/24", "dev", "out0"},
+		{"--net=" + host, "ip", "link", "set", "out0", "up"},
+	} {
+		if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	ns, err := os.Open(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	cmd := exec.Command("nsenter", "--net="+host, "ip", "link", "set", "out1", "netns", "/proc/self/fd/3")
+	cmd.ExtraFiles = []*os.File{ns}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("moving out1: %v: %s", err, out)
+	}
+	for _, args := range [][]string{
+		{"--net=" + outside, "ip", "addr", "add", "192.0.2.2/24", "dev", "out1"},
+		{"--net=" + outside, "ip", "link", "set", "out1", "up"},
+	} {
+		if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+}
+
+// dialIn connects to addr from the namespace at path and returns what it reads, or
+// "refused: ..." when it cannot connect.
+func dialIn(t *testing.T, path, addr string) string {
+	t.Helper()
+	ns, err := vnetns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	ch := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		if err := vnetns.Set(ns); err != nil {
+			ch <- "setns: " + err.Error()
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err != nil {
+			ch <- "refused: " + err.Error()
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		ch <- string(b)
+	}()
+	return <-ch
 }

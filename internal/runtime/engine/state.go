@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/internal/runtime/backend"
+	"github.com/moatsec/moat/internal/runtime/network"
 	"github.com/moatsec/moat/internal/runtime/spec"
 	"github.com/moatsec/moat/internal/store"
 )
@@ -85,6 +86,8 @@ type Endpoint struct {
 	Address netip.Addr `json:"address"`
 	Gateway netip.Addr `json:"gateway"`
 	NetNS   string     `json:"netns"`
+	// Ports are the container's published ports.
+	Ports []network.Port `json:"ports,omitempty"`
 }
 
 // Owner identifies a process across PID reuse: its PID and its start time.
@@ -143,9 +146,9 @@ func (e *Engine) claim(c *Container) error {
 				return err
 			}
 			if c.Network != nil {
-				// The address is chosen in the transaction that records it, so that two moat
-				// processes never pick the same one.
-				addr, err := e.allocate(tx, c.Network.Bridge)
+				// The address is chosen, and the published ports checked, in the transaction
+				// that records them, so that two moat processes never pick the same.
+				addr, err := e.allocate(tx, c.Network)
 				if err != nil {
 					return err
 				}
@@ -167,13 +170,25 @@ func (e *Engine) claim(c *Container) error {
 // allocate picks the next free address of the engine's bridge after the last one handed out
 // (network.Bridge.Allocate): one no container record on that bridge holds (a container keeps
 // its address until it is removed), and records it as the last.
-func (e *Engine) allocate(tx *store.Tx, bridge string) (netip.Addr, error) {
+func (e *Engine) allocate(tx *store.Tx, ep *Endpoint) (netip.Addr, error) {
+	bridge := ep.Bridge
 	var used []netip.Addr
 	err := tx.ForEach(bucketContainers, func(_ string, v []byte) error {
 		var other struct {
+			Name    string    `json:"name"`
 			Network *Endpoint `json:"network"`
 		}
-		if json.Unmarshal(v, &other) == nil && other.Network != nil && other.Network.Bridge == bridge {
+		if json.Unmarshal(v, &other) != nil || other.Network == nil {
+			return nil
+		}
+		for _, p := range ep.Ports {
+			for _, q := range other.Network.Ports {
+				if p.Overlaps(q) {
+					return fmt.Errorf("published port %s: container %s publishes %s (moat rm it, or publish another host port)", p, other.Name, q)
+				}
+			}
+		}
+		if other.Network.Bridge == bridge {
 			used = append(used, other.Network.Address)
 		}
 		return nil

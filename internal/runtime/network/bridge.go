@@ -6,7 +6,8 @@
 //
 // What it changes on the host, and only when a container asks for the bridge: a bridge
 // interface (moat0 unless configured), IPv4 forwarding (net.ipv4.ip_forward=1, as Docker
-// sets it), and an nftables table of its own ("ip moat") with one masquerade rule. It
+// sets it), and an nftables table of its own ("ip moat") with one masquerade rule, and one
+// DNAT rule per published port and hook (prerouting, output) while its container lives. It
 // installs no filter rules: a host whose forward chain drops forwarded packets (Docker sets
 // iptables' FORWARD policy to DROP) also drops the containers' outbound traffic.
 //
@@ -153,8 +154,9 @@ func hostEnd(id string) string { return "mt" + id[:min(12, len(id))] }
 
 // Attach makes container id's network namespace, pinned at PinPath(id), with loopback and
 // eth0 (addr on the bridge's subnet, default route through the bridge), creating the bridge
-// and its NAT rule first if needed, and returns the pin's path. On error nothing of it is left.
-func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr) (path string, err error) {
+// and its NAT rule first if needed, publishes ports to it, and returns the pin's path. On
+// error nothing of it is left.
+func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr, ports ...Port) (path string, err error) {
 	if len(id) < 12 || strings.ContainsAny(id, "/.") {
 		return "", fmt.Errorf("attaching to bridge %s: container ID %q", b.name, id)
 	}
@@ -225,6 +227,16 @@ func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr) (path s
 	if err := in.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.Gateway().AsSlice()}); err != nil {
 		return "", fmt.Errorf("attaching to bridge %s: the default route: %w", b.name, err)
 	}
+	if len(ports) > 0 {
+		nft, err := openNFT(hostNS)
+		if err != nil {
+			return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+		}
+		defer nft.CloseLasting()
+		if err := nft.publish(b, id, addr, ports); err != nil {
+			return "", fmt.Errorf("attaching to bridge %s: publishing ports: %w", b.name, err)
+		}
+	}
 	return path, ctx.Err()
 }
 
@@ -235,6 +247,19 @@ func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr) (path s
 // address given to another container. What is already gone is not an error.
 func (b *Bridge) Detach(id string) error {
 	var errs []error
+	if hostNS, err := b.hostNamespace(); err == nil {
+		if nft, err := openNFT(hostNS); err == nil {
+			if err := nft.unpublish(b, id); err != nil {
+				errs = append(errs, fmt.Errorf("unpublishing ports: %w", err))
+			}
+			nft.CloseLasting()
+		} else {
+			errs = append(errs, err)
+		}
+		hostNS.Close()
+	} else {
+		errs = append(errs, err)
+	}
 	path := b.PinPath(id)
 	if ns, err := netns.GetFromPath(path); err == nil {
 		if err := flushAddresses(ns); err != nil {
@@ -285,17 +310,24 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
+// hostNamespace opens the namespace the bridge lives in.
+func (b *Bridge) hostNamespace() (netns.NsHandle, error) {
+	p := b.hostNS
+	if p == "" {
+		p = "/proc/self/ns/net"
+	}
+	ns, err := netns.GetFromPath(p)
+	if err != nil {
+		return 0, fmt.Errorf("bridge %s: opening the host's network namespace: %w", b.name, err)
+	}
+	return ns, nil
+}
+
 // hostHandle opens the namespace the bridge lives in and a netlink handle in it.
 func (b *Bridge) hostHandle() (*netlink.Handle, netns.NsHandle, error) {
-	var ns netns.NsHandle
-	var err error
-	if b.hostNS == "" {
-		ns, err = netns.GetFromPath("/proc/self/ns/net")
-	} else {
-		ns, err = netns.GetFromPath(b.hostNS)
-	}
+	ns, err := b.hostNamespace()
 	if err != nil {
-		return nil, 0, fmt.Errorf("bridge %s: opening the host's network namespace: %w", b.name, err)
+		return nil, 0, err
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -337,31 +369,54 @@ func (b *Bridge) ensure(host *netlink.Handle, hostNS netns.NsHandle) (netlink.Li
 	}); err != nil {
 		return nil, fmt.Errorf("bridge %s: turning on IPv4 forwarding: %w", b.name, err)
 	}
-	if err := b.masquerade(hostNS); err != nil {
+	nft, err := openNFT(hostNS)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", b.name, err)
+	}
+	defer nft.CloseLasting()
+	if err := b.masquerade(nft); err != nil {
 		return nil, fmt.Errorf("bridge %s: installing the masquerade rule: %w", b.name, err)
 	}
 	return br, nil
 }
 
-// masquerade (re)writes the table "ip moat" in one transaction, unless it holds the rule
-// already: a postrouting chain that masquerades what comes from the subnet and leaves by
-// another interface than the bridge. (A transaction costs 10 ms here; reading the rule, less
-// than one.)
-func (b *Bridge) masquerade(hostNS netns.NsHandle) error {
+// nftConn is a netlink connection to nftables in the bridge's host namespace.
+type nftConn struct{ *nftables.Conn }
+
+func openNFT(hostNS netns.NsHandle) (*nftConn, error) {
 	c, err := nftables.New(nftables.WithNetNSFd(int(hostNS)))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.CloseLasting()
+	return &nftConn{c}, nil
+}
+
+func nftTableRef() *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+}
+
+func (b *Bridge) postrouting(t *nftables.Table) *nftables.Chain {
+	return &nftables.Chain{
+		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	}
+}
+
+// masquerade makes the table "ip moat" hold its chains (postrouting, and the chains published
+// ports go in) and the postrouting chain exactly one rule, which masquerades what comes from
+// the subnet and leaves by another interface than the bridge: in one transaction, and only
+// when they are not so already (a transaction costs 10 ms here; reading, less than one).
+// Published ports' rules are left as they are.
+func (b *Bridge) masquerade(c *nftConn) error {
 	if b.hasMasquerade(c) {
 		return nil
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable})
-	c.FlushTable(t)
-	ch := c.AddChain(&nftables.Chain{
-		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
-	})
+	t := c.AddTable(nftTableRef())
+	ch := c.AddChain(b.postrouting(t))
+	for _, pc := range b.portChains(t) {
+		c.AddChain(pc)
+	}
+	c.FlushChain(ch)
 	network := b.subnet.Addr().As4()
 	mask := net.CIDRMask(b.subnet.Bits(), 32)
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
@@ -377,31 +432,37 @@ func (b *Bridge) masquerade(hostNS netns.NsHandle) error {
 	return c.Flush()
 }
 
-// hasMasquerade reports whether the table holds exactly the rule masquerade writes.
-func (b *Bridge) hasMasquerade(c *nftables.Conn) bool {
-	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable}
+// hasMasquerade reports whether the table holds the chains and the rule masquerade writes.
+func (b *Bridge) hasMasquerade(c *nftConn) bool {
+	t := nftTableRef()
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
 		return false
 	}
-	n := 0
-	for _, ch := range chains {
-		if ch.Table.Name == nftTable {
-			n++
-			if ch.Name != "postrouting" || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookPostrouting || ch.Type != nftables.ChainTypeNAT {
-				return false
-			}
-		}
+	want := map[string]*nftables.Chain{}
+	for _, ch := range append(b.portChains(t), b.postrouting(t)) {
+		want[ch.Name] = ch
 	}
-	if n != 1 {
+	found := 0
+	for _, ch := range chains {
+		if ch.Table.Name != nftTable {
+			continue
+		}
+		w, ok := want[ch.Name]
+		if !ok || ch.Hooknum == nil || *ch.Hooknum != *w.Hooknum || ch.Type != w.Type {
+			return false
+		}
+		found++
+	}
+	if found != len(want) {
 		return false
 	}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: "postrouting", Table: t})
+	rules, err := c.GetRules(t, b.postrouting(t))
 	if err != nil || len(rules) != 1 {
 		return false
 	}
 	network := b.subnet.Addr().As4()
-	var want = []string{"payload 12 4", fmt.Sprintf("bitwise %x", []byte(net.CIDRMask(b.subnet.Bits(), 32))), fmt.Sprintf("cmp %d %x", expr.CmpOpEq, network[:]), "meta oifname", fmt.Sprintf("cmp %d %x", expr.CmpOpNeq, ifname(b.name)), "masq"}
+	wantExprs := []string{"payload 12 4", fmt.Sprintf("bitwise %x", []byte(net.CIDRMask(b.subnet.Bits(), 32))), fmt.Sprintf("cmp %d %x", expr.CmpOpEq, network[:]), "meta oifname", fmt.Sprintf("cmp %d %x", expr.CmpOpNeq, ifname(b.name)), "masq"}
 	var got []string
 	for _, e := range rules[0].Exprs {
 		switch e := e.(type) {
@@ -422,7 +483,7 @@ func (b *Bridge) hasMasquerade(c *nftables.Conn) bool {
 			return false
 		}
 	}
-	return slices.Equal(got, want)
+	return slices.Equal(got, wantExprs)
 }
 
 // ifname is an interface name as nftables compares it: NUL-padded to IFNAMSIZ.

@@ -421,3 +421,139 @@ func BenchmarkAttachDetach(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+func TestParsePort(t *testing.T) {
+	for _, tt := range []struct {
+		in, want, err string
+	}{
+		{"8080:80", "8080:80/tcp", ""},
+		{"8080:80/udp", "8080:80/udp", ""},
+		{"192.0.2.1:8080:80/tcp", "192.0.2.1:8080:80/tcp", ""},
+		{"0.0.0.0:53:53/udp", "53:53/udp", ""},
+		{"80", "", "want [HOSTIP:]HOSTPORT"},
+		{"1:2:3:4", "", "want [HOSTIP:]HOSTPORT"},
+		{"8080:80/sctp", "", "protocol"},
+		{"0:80", "", "not a port"},
+		{"8080:65536", "", "not a port"},
+		{"x:80", "", "not a port"},
+		{"127.0.0.1:8080:80", "", "loopback"},
+		{"[::1]:8080:80", "", "want [HOSTIP:]HOSTPORT"},
+		{"::1:8080:80", "", "want [HOSTIP:]HOSTPORT"},
+		{"2001:db8::1:80:80", "", "want [HOSTIP:]HOSTPORT"},
+		{"192.0.2.300:1:1", "", "IPv4"},
+		{"fe80::1:8080:80", "", "want [HOSTIP:]HOSTPORT"},
+	} {
+		p, err := ParsePort(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParsePort(%q) = %v, %v; want an error with %q", tt.in, p, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || p.String() != tt.want {
+			t.Errorf("ParsePort(%q) = %v, %v; want %s", tt.in, p, err, tt.want)
+		}
+	}
+	a, _ := ParsePort("8080:80")
+	b, _ := ParsePort("192.0.2.1:8080:81")
+	c, _ := ParsePort("8080:80/udp")
+	d, _ := ParsePort("192.0.2.2:8080:80")
+	if !a.Overlaps(b) || a.Overlaps(c) || b.Overlaps(d) {
+		t.Errorf("Overlaps: %v %v %v", a.Overlaps(b), a.Overlaps(c), b.Overlaps(d))
+	}
+}
+
+// TestPublish publishes a container's port on the test host and reaches it from outside the
+// host (the client's address preserved), from the host itself, and on one host address only;
+// detaching removes the rules.
+func TestPublish(t *testing.T) {
+	requireRoot(t)
+	hostPath := testHost(t)
+	outside := testHost(t)
+	linkNamespaces(t, hostPath, "192.0.2.1/24", outside, "192.0.2.2/24")
+	b, err := New(t.TempDir(), WithHostNamespace(hostPath), WithName("mpub0"), WithSubnet(netip.MustParsePrefix("10.79.0.0/24")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []Port
+	for _, s := range []string{"8080:7000", "192.0.2.1:8081:7000", "8082:7000/udp"} {
+		p, err := ParsePort(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, p)
+	}
+	id := "ddddddddddddd444"
+	path, err := b.Attach(context.Background(), id, netip.MustParseAddr("10.79.0.2"), ports...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Detach(id) })
+	l := listenIn(t, path, "0.0.0.0:7000")
+	for _, tt := range []struct{ from, addr, want string }{
+		{outside, "192.0.2.1:8080", "192.0.2.2"},
+		{outside, "192.0.2.1:8081", "192.0.2.2"},
+		{hostPath, "192.0.2.1:8080", "192.0.2.1"},
+		{hostPath, "10.79.0.1:8080", "10.79.0.1"},
+	} {
+		if got := dialFrom(t, tt.from, tt.addr); got != tt.want {
+			t.Errorf("dialling %s: the container saw %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+	// 8081 is published on 192.0.2.1 only.
+	if err := enter(hostPath, func() error {
+		c, err := net.DialTimeout("tcp", "10.79.0.1:8081", 2*time.Second)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("connected")
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("8081 reached on the bridge's address: %v", err)
+	}
+	// Attaching another container leaves the rules as they are.
+	if _, err := b.Attach(context.Background(), "eeeeeeeeeeee5555", netip.MustParseAddr("10.79.0.3")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Detach("eeeeeeeeeeee5555") })
+	if got := dialFrom(t, outside, "192.0.2.1:8080"); got != "192.0.2.2" {
+		t.Errorf("after another attach: %q", got)
+	}
+	l.Close()
+	if err := b.Detach(id); err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := b.hostNamespace()
+	defer ns.Close()
+	c, err := openNFT(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseLasting()
+	tbl := nftTableRef()
+	for _, ch := range b.portChains(tbl) {
+		if rules, err := c.GetRules(tbl, ch); err != nil || len(rules) != 0 {
+			t.Errorf("chain %s after Detach: %d rules, %v", ch.Name, len(rules), err)
+		}
+	}
+}
+
+// FuzzParsePort: -p's value either fails with an error or reads back as itself.
+func FuzzParsePort(f *testing.F) {
+	for _, s := range []string{"8080:80", "192.0.2.1:53:53/udp", "0.0.0.0:1:65535/tcp", "127.0.0.1:1:1", "::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePort(s)
+		if err != nil {
+			return
+		}
+		if p.HostPort == 0 || p.ContainerPort == 0 || (p.Proto != "tcp" && p.Proto != "udp") || p.HostIP.IsValid() && (!p.HostIP.Is4() || p.HostIP.IsLoopback()) {
+			t.Fatalf("ParsePort(%q) = %+v", s, p)
+		}
+		q, err := ParsePort(p.String())
+		if err != nil || q != p {
+			t.Fatalf("ParsePort(%q) = %+v, but its String %q reads back as %+v, %v", s, p, p.String(), q, err)
+		}
+	})
+}

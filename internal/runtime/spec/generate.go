@@ -37,6 +37,9 @@ const (
 	RelaxUnlimited RelaxationKind = "unlimited"
 	// RelaxBindMount mounts a host path; Value is SOURCE:DESTINATION:ro|rw.
 	RelaxBindMount RelaxationKind = "bind-mount"
+	// RelaxPublish publishes a port of a container on the bridge network on the host's
+	// addresses; Value is [HOSTIP:]HOSTPORT:PORT/PROTO. The engine reports it.
+	RelaxPublish RelaxationKind = "publish"
 )
 
 // Relaxation is one loosening of the hardened defaults that Options asked for.
