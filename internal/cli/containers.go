@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -88,11 +89,11 @@ killed shim) shows as exited.`,
 					return nil
 				}
 				tw := tabwriter.NewWriter(a.out, 0, 4, 3, ' ', 0)
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tLEVEL\tNAME")
+				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tLEVEL\tNETWORK\tNAME")
 				now := time.Now()
 				for _, c := range cs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\t%s\n", c.ShortID(), shorten(c.Image, 40), shorten(strings.Join(c.Command, " "), 30),
-						ago(now.Sub(c.Created)), describeStatus(c, now), c.Level, c.Name)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\t%s\t%s\t%s\t%s\n", c.ShortID(), shorten(c.Image, 40), shorten(strings.Join(c.Command, " "), 30),
+						ago(now.Sub(c.Created)), describeStatus(c, now), c.Level, describeNetwork(c), c.Name)
 				}
 				return tw.Flush()
 			})
@@ -319,4 +320,27 @@ func (o *execOptions) run(ctx context.Context, a *app, name string, args []strin
 		}
 		return nil
 	})
+}
+
+// describeNetwork is the NETWORK column: the bridge address and published ports of a container
+// on the bridge ("10.89.0.2, 8080->80/tcp"), the relaxation's value for a network granted
+// otherwise (host, container:NAME, a namespace path), "none" for its own loopback only.
+func describeNetwork(c *engine.Container) string {
+	if n := c.Network; n != nil {
+		parts := []string{n.Address.String()}
+		for _, p := range n.Ports {
+			host := strconv.Itoa(int(p.HostPort))
+			if p.HostIP.IsValid() {
+				host = p.HostIP.String() + ":" + host
+			}
+			parts = append(parts, fmt.Sprintf("%s->%d/%s", host, p.ContainerPort, p.Proto))
+		}
+		return strings.Join(parts, ", ")
+	}
+	for _, r := range c.Relaxations {
+		if r.Kind == spec.RelaxNetwork {
+			return shorten(r.Value, 30)
+		}
+	}
+	return "none"
 }
