@@ -518,14 +518,7 @@ func TestAttachStdin(t *testing.T) {
 	if err := e.Kill(ctx, "reader", syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Attach when the container was killed: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Attach did not return once the container ended")
-	}
+	testutil.Await(t, done, time.Minute, "Attach when the container was killed", func(err error) bool { return err == nil })
 	var log bytes.Buffer
 	if err := e.Logs(ctx, "reader", &log, LogOptions{}); err != nil || !strings.Contains(log.String(), "two\n") {
 		t.Errorf("log %q, %v", log.String(), err)

@@ -42,6 +42,18 @@ func testHost(t *testing.T) string {
 	return p
 }
 
+// testBridge is a bridge named name on subnet in a test host of its own, with its pins' directory.
+func testBridge(t *testing.T, name, subnet string) (b *Bridge, hostPath, pins string) {
+	t.Helper()
+	requireRoot(t)
+	hostPath, pins = testHost(t), t.TempDir()
+	b, err := New(pins, WithHostNamespace(hostPath), WithName(name), WithSubnet(netip.MustParsePrefix(subnet)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, hostPath, pins
+}
+
 func TestAllocate(t *testing.T) {
 	b, err := New("/run/x", WithSubnet(netip.MustParsePrefix("10.1.2.0/29")))
 	if err != nil {
@@ -108,17 +120,12 @@ func TestOptionsRefused(t *testing.T) {
 // TestAttach attaches two namespaces to a bridge in a test namespace and connects one to
 // the other, and to the gateway, over TCP; then detaches and finds nothing left.
 func TestAttach(t *testing.T) {
-	requireRoot(t)
-	hostPath := testHost(t)
-	pins := t.TempDir()
-	b, err := New(pins, WithHostNamespace(hostPath), WithName("mtest0"), WithSubnet(netip.MustParsePrefix("10.77.0.0/24")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, hostPath, pins := testBridge(t, "mtest0", "10.77.0.0/24")
 	ctx := context.Background()
 	ids := []string{"aaaaaaaaaaaa1111", "bbbbbbbbbbbb2222"}
 	addrs := []netip.Addr{netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("10.77.0.3")}
 	paths := make([]string, 2)
+	var err error
 	for i, id := range ids {
 		if paths[i], err = b.Attach(ctx, id, addrs[i]); err != nil {
 			t.Fatal(err)
@@ -207,13 +214,7 @@ func TestAttach(t *testing.T) {
 // TestAttachRefuses: bad IDs and addresses, and a host interface of the bridge's name that
 // is not a bridge, fail before anything is made.
 func TestAttachRefuses(t *testing.T) {
-	requireRoot(t)
-	hostPath := testHost(t)
-	pins := t.TempDir()
-	b, err := New(pins, WithHostNamespace(hostPath), WithName("notabridge"), WithSubnet(netip.MustParsePrefix("10.78.0.0/24")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _, pins := testBridge(t, "notabridge", "10.78.0.0/24")
 	ctx := context.Background()
 	for _, tt := range []struct {
 		id, addr, want string
@@ -467,14 +468,9 @@ func TestParsePort(t *testing.T) {
 // host (the client's address preserved), from the host itself, and on one host address only;
 // detaching removes the rules.
 func TestPublish(t *testing.T) {
-	requireRoot(t)
-	hostPath := testHost(t)
+	b, hostPath, _ := testBridge(t, "mpub0", "10.79.0.0/24")
 	outside := testHost(t)
 	linkNamespaces(t, hostPath, "192.0.2.1/24", outside, "192.0.2.2/24")
-	b, err := New(t.TempDir(), WithHostNamespace(hostPath), WithName("mpub0"), WithSubnet(netip.MustParsePrefix("10.79.0.0/24")))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ports []Port
 	for _, s := range []string{"8080:7000", "192.0.2.1:8081:7000", "8082:7000/udp"} {
 		p, err := ParsePort(s)

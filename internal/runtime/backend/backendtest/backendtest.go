@@ -1345,14 +1345,7 @@ func (s *suite) attachStdin(t *testing.T, rt backend.Runtime) {
 	if err := rt.Kill(ctx(t), id, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Attach when the container was killed: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Attach did not return once the container ended")
-	}
+	testutil.Await(t, done, time.Minute, "Attach when the container was killed", func(err error) bool { return err == nil })
 	waitFor(t, rt, id, "stopped", func(st backend.State) bool { return st.Status == backend.Stopped && st.ExitCode != -1 })
 	if err := rt.Attach(ctx(t), id, backend.IO{Stdout: io.Discard}); !errors.Is(err, backend.ErrNotRunning) {
 		t.Errorf("Attach to an exited container: %v, want ErrNotRunning", err)
