@@ -6,8 +6,10 @@
 //
 // What it changes on the host, and only when a container asks for the bridge: a bridge
 // interface (moat0 unless configured), IPv4 forwarding (net.ipv4.ip_forward=1, as Docker
-// sets it), and an nftables table of its own ("ip moat") with one masquerade rule, and one
-// DNAT rule per published port and hook (prerouting, output) while its container lives. It
+// sets it), and an nftables table of its own ("ip moat") with two masquerade rules (traffic
+// leaving the host, and a container's traffic to another's published port through the host),
+// and one DNAT rule per published port and hook (prerouting, output) while its container
+// lives. It
 // installs no filter rules: a host whose forward chain drops forwarded packets (Docker sets
 // iptables' FORWARD policy to DROP) also drops the containers' outbound traffic.
 //
@@ -29,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -417,22 +420,70 @@ func (b *Bridge) masquerade(c *nftConn) error {
 		c.AddChain(pc)
 	}
 	c.FlushChain(ch)
-	network := b.subnet.Addr().As4()
-	mask := net.CIDRMask(b.subnet.Bits(), 32)
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		// ip saddr & mask == network
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: network[:]},
-		// oifname != bridge
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(b.name)},
-		&expr.Masq{},
-	}})
+	for _, exprs := range b.postroutingRules() {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+	}
 	return c.Flush()
 }
 
-// hasMasquerade reports whether the table holds the chains and the rule masquerade writes.
+// ipsDstNAT is conntrack's status bit for a connection whose destination was translated
+// (IPS_DST_NAT).
+const ipsDstNAT = 1 << 5
+
+// postroutingRules are the postrouting chain's rules: masquerade what comes from the subnet
+// and leaves by another interface than the bridge (the containers' traffic out of the host),
+// and what comes from the subnet and goes back into the bridge after a published port's
+// DNAT (a container reaching another's published port through the host: without it the
+// answer would go straight back over the bridge, from an address the client never called).
+func (b *Bridge) postroutingRules() [][]expr.Any {
+	network := b.subnet.Addr().As4()
+	fromSubnet := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(b.subnet.Bits(), 32), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: network[:]},
+	}
+	out := append(slices.Clone(fromSubnet),
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(b.name)},
+		&expr.Masq{},
+	)
+	hairpin := append(slices.Clone(fromSubnet),
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(b.name)},
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Masq{},
+	)
+	return [][]expr.Any{out, hairpin}
+}
+
+// describeExprs names a rule's expressions and what they compare, as far as the rules moat
+// writes need: "" for a rule with any other expression.
+func describeExprs(exprs []expr.Any) string {
+	var got []string
+	for _, e := range exprs {
+		switch e := e.(type) {
+		case *expr.Payload:
+			got = append(got, fmt.Sprintf("payload %d %d %d", e.Base, e.Offset, e.Len))
+		case *expr.Bitwise:
+			got = append(got, fmt.Sprintf("bitwise %x", e.Mask))
+		case *expr.Cmp:
+			got = append(got, fmt.Sprintf("cmp %d %x", e.Op, e.Data))
+		case *expr.Meta:
+			got = append(got, fmt.Sprintf("meta %d", e.Key))
+		case *expr.Ct:
+			got = append(got, fmt.Sprintf("ct %d", e.Key))
+		case *expr.Masq:
+			got = append(got, "masq")
+		default:
+			return ""
+		}
+	}
+	return strings.Join(got, ", ")
+}
+
+// hasMasquerade reports whether the table holds the chains and the rules masquerade writes.
 func (b *Bridge) hasMasquerade(c *nftConn) bool {
 	t := nftTableRef()
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
@@ -458,32 +509,16 @@ func (b *Bridge) hasMasquerade(c *nftConn) bool {
 		return false
 	}
 	rules, err := c.GetRules(t, b.postrouting(t))
-	if err != nil || len(rules) != 1 {
+	wantRules := b.postroutingRules()
+	if err != nil || len(rules) != len(wantRules) {
 		return false
 	}
-	network := b.subnet.Addr().As4()
-	wantExprs := []string{"payload 12 4", fmt.Sprintf("bitwise %x", []byte(net.CIDRMask(b.subnet.Bits(), 32))), fmt.Sprintf("cmp %d %x", expr.CmpOpEq, network[:]), "meta oifname", fmt.Sprintf("cmp %d %x", expr.CmpOpNeq, ifname(b.name)), "masq"}
-	var got []string
-	for _, e := range rules[0].Exprs {
-		switch e := e.(type) {
-		case *expr.Payload:
-			got = append(got, fmt.Sprintf("payload %d %d", e.Offset, e.Len))
-		case *expr.Bitwise:
-			got = append(got, fmt.Sprintf("bitwise %x", e.Mask))
-		case *expr.Cmp:
-			got = append(got, fmt.Sprintf("cmp %d %x", e.Op, e.Data))
-		case *expr.Meta:
-			if e.Key != expr.MetaKeyOIFNAME {
-				return false
-			}
-			got = append(got, "meta oifname")
-		case *expr.Masq:
-			got = append(got, "masq")
-		default:
+	for i, r := range rules {
+		if d := describeExprs(r.Exprs); d == "" || d != describeExprs(wantRules[i]) {
 			return false
 		}
 	}
-	return slices.Equal(got, wantExprs)
+	return true
 }
 
 // ifname is an interface name as nftables compares it: NUL-padded to IFNAMSIZ.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,16 +163,32 @@ func TestAttach(t *testing.T) {
 	if v := sysctlIn(t, hostPath, "net/ipv4/ip_forward"); v != "1" {
 		t.Errorf("forwarding in the host namespace = %q", v)
 	}
-	want := fmt.Sprintf("cmp %d %q cmp %d %q masq", expr.CmpOpEq, "\x0aM", expr.CmpOpNeq, "mtest0")
-	if rules := masqRules(t, hostPath); len(rules) != 1 || rules[0] != want {
-		t.Errorf("masquerade rules %q, want [%q]", rules, want)
+	want := []string{
+		fmt.Sprintf("cmp %d %q cmp %d %q masq", expr.CmpOpEq, "\x0aM", expr.CmpOpNeq, "mtest0"),
+		fmt.Sprintf("cmp %d %q cmp %d %q cmp %d %q masq", expr.CmpOpEq, "\x0aM", expr.CmpOpEq, "mtest0", expr.CmpOpNeq, ""),
 	}
+	if rules := masqRules(t, hostPath); !slices.Equal(rules, want) {
+		t.Errorf("masquerade rules %q, want %q", rules, want)
+	}
+	// What is in place is recognised, so that the next attach writes nothing.
+	func() {
+		ns, _ := b.hostNamespace()
+		defer ns.Close()
+		c, err := openNFT(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseLasting()
+		if !b.hasMasquerade(c) {
+			t.Error("the rules masquerade wrote are not recognised")
+		}
+	}()
 	// Attaching again rewrites the NAT table rather than adding a second rule.
 	b.Detach(ids[1])
 	if _, err := b.Attach(ctx, ids[1], addrs[1]); err != nil {
 		t.Fatal(err)
 	}
-	if rules := masqRules(t, hostPath); len(rules) != 1 {
+	if rules := masqRules(t, hostPath); len(rules) != 2 {
 		t.Errorf("masquerade rules after a second attach: %q", rules)
 	}
 	l.Close() // a socket holds its namespace
@@ -514,6 +531,11 @@ func TestPublish(t *testing.T) {
 	t.Cleanup(func() { b.Detach("eeeeeeeeeeee5555") })
 	if got := dialFrom(t, outside, "192.0.2.1:8080"); got != "192.0.2.2" {
 		t.Errorf("after another attach: %q", got)
+	}
+	// That container reaches the published port through the host, masqueraded as the
+	// gateway so that the answer comes back the way the question went.
+	if got := dialFrom(t, b.PinPath("eeeeeeeeeeee5555"), "192.0.2.1:8080"); got != "10.79.0.1" {
+		t.Errorf("hairpin: the published container saw %q, want the gateway 10.79.0.1", got)
 	}
 	l.Close()
 	if err := b.Detach(id); err != nil {
