@@ -211,6 +211,18 @@ func TestBridgeNetwork(t *testing.T) {
 	if _, err := e.Start(ctx, img, RunOptions{Name: "web3", Publish: []network.Port{web8080}, Spec: spec.Options{Args: []string{"wait"}}}); err == nil || !strings.Contains(err.Error(), "needs the bridge") {
 		t.Errorf("publishing without the bridge: %v", err)
 	}
+	// A sandbox's port too: gVisor's network stack answers on the namespace's eth0.
+	sandbox8081, _ := network.ParsePort("8081:80")
+	if _, err := e.Start(ctx, img, RunOptions{Name: "sandboxed", Level: spec.Sandbox, Bridge: true, Publish: []network.Port{sandbox8081}, Spec: spec.Options{Args: []string{"listen", "0.0.0.0:80"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e, "sandboxed", "listening\n")
+	if got := dialIn(t, outside, "192.0.2.1:8081"); got != "hello" {
+		t.Errorf("a sandbox's published port from outside the host: %q", got)
+	}
+	if err := e.Remove(ctx, "sandboxed", true); err != nil {
+		t.Fatal(err)
+	}
 	web, err := e.Inspect(ctx, "web")
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +244,7 @@ func TestBridgeNetwork(t *testing.T) {
 		}
 	}
 	out, _, err := run(spec.Hardened, RunOptions{Spec: spec.Options{Hostname: "box"}}, "readfile", "/etc/hosts")
-	if err != nil || !strings.Contains(out, "10.90.0.7\tbox\n") || !strings.Contains(out, "127.0.0.1\tlocalhost") {
+	if err != nil || !strings.Contains(out, "10.90.0.8\tbox\n") || !strings.Contains(out, "127.0.0.1\tlocalhost") {
 		t.Errorf("/etc/hosts: %v %q", err, out)
 	}
 	if out, _, err := run(spec.Hardened, RunOptions{}, "readfile", "/etc/resolv.conf"); err != nil || strings.Contains(out, "nameserver 127.") {
@@ -265,11 +277,12 @@ func TestBridgeNetwork(t *testing.T) {
 		t.Errorf("the published port after web's removal: %q", got)
 	}
 	// Addresses are handed out in turn: the next container gets the one after the last
-	// (.2 web, .3 and .4 the hardened dials, .5 and .6 the sandbox ones, .7 and .8 the files).
+	// (.2 web, .3 the sandboxed server, .4 and .5 the hardened dials, .6 and .7 the sandbox
+	// ones, .8 and .9 the files).
 	if _, err := e.Start(ctx, img, RunOptions{Name: "again", Bridge: true, Spec: spec.Options{Args: []string{"wait"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.Inspect(ctx, "again"); err != nil || c.Network == nil || c.Network.Address != netip.MustParseAddr("10.90.0.9") {
+	if c, err := e.Inspect(ctx, "again"); err != nil || c.Network == nil || c.Network.Address != netip.MustParseAddr("10.90.0.10") {
 		t.Errorf("after web's removal: %+v %v", c, err)
 	}
 	if err := e.Remove(ctx, "again", true); err != nil {
