@@ -289,7 +289,7 @@ func TestBridgeNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The kernel destroys the containers' namespaces, and their veth pairs, on its own time.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		hostEnds, err := exec.Command("nsenter", "--net="+host, "ip", "-o", "link", "show").CombinedOutput()
 		if err != nil {
 			t.Fatal(err)
@@ -318,12 +318,11 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
-		if err := vnetns.Set(ns); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		l, err := net.Listen("tcp", addr)
+		var l net.Listener
+		err := inNetNS(ns, func() (err error) {
+			l, err = net.Listen("tcp", addr)
+			return err
+		})
 		ch <- result{l, err}
 	}()
 	r := <-ch
@@ -388,12 +387,11 @@ func dialIn(t *testing.T, path, addr string) string {
 	defer ns.Close()
 	ch := make(chan string, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
-		if err := vnetns.Set(ns); err != nil {
-			ch <- "setns: " + err.Error()
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		var c net.Conn
+		err := inNetNS(ns, func() (err error) {
+			c, err = net.DialTimeout("tcp", addr, 3*time.Second)
+			return err
+		})
 		if err != nil {
 			ch <- "refused: " + err.Error()
 			return
@@ -404,4 +402,26 @@ func dialIn(t *testing.T, path, addr string) string {
 		ch <- string(b)
 	}()
 	return <-ch
+}
+
+// inNetNS runs fn on this goroutine's thread inside ns and puts the thread back where it
+// was before unlocking it (a thread left in a namespace would hold it: the main thread is
+// never ended). Sockets made in fn stay in ns.
+func inNetNS(ns vnetns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := vnetns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	if err := vnetns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	err = fn()
+	if vnetns.Set(orig) == nil {
+		runtime.UnlockOSThread()
+	}
+	return err
 }

@@ -541,7 +541,7 @@ func pinNew(dir, path string) (netns.NsHandle, error) {
 	}
 	f.Close()
 	var ns netns.NsHandle
-	err = onNewThread(func() error {
+	err = onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("creating a network namespace: %w", err)
 		}
@@ -567,21 +567,37 @@ func pinNew(dir, path string) (netns.NsHandle, error) {
 	return ns, nil
 }
 
-// onNewThread runs fn on an OS thread of its own that is thrown away afterwards, so that
-// namespaces fn enters never leak to other goroutines.
-func onNewThread(fn func() error) error {
+// onThread runs fn on a goroutine locked to its OS thread, then puts the thread back into the
+// network namespace it started in before unlocking it, so that a namespace fn enters never
+// leaks to other goroutines, nor stays held by the thread. (Leaving the thread locked for Go
+// to end with the goroutine is not enough: the main thread is never ended, only parked, and
+// would hold the namespace for as long as the process lives.) If the way back fails, the
+// thread stays locked and goes with the goroutine.
+func onThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// Never unlocked: the thread ends with the goroutine.
-		done <- fn()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread() // nothing changed yet
+			done <- fmt.Errorf("opening this thread's network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		err = fn()
+		if serr := netns.Set(orig); serr != nil {
+			done <- errors.Join(err, fmt.Errorf("returning to the network namespace: %w", serr))
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- err
 	}()
 	return <-done
 }
 
-// inNamespace runs fn on a thread of its own inside the network namespace ns.
+// inNamespace runs fn on a thread inside the network namespace ns (onThread).
 func inNamespace(ns netns.NsHandle, fn func() error) error {
-	return onNewThread(func() error {
+	return onThread(func() error {
 		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("entering a network namespace: %w", err)
 		}

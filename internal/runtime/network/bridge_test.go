@@ -207,7 +207,7 @@ func TestAttach(t *testing.T) {
 	}
 	defer ns.Close()
 	defer host.Close()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		var left []string
 		links, _ := host.LinkList()
 		for _, l := range links {
