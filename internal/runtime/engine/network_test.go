@@ -10,13 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/moatsec/moat/internal/runtime/backend"
@@ -307,32 +305,18 @@ func TestBridgeNetwork(t *testing.T) {
 // listenIn listens on addr in the network namespace at path, answering "from the host".
 func listenIn(t *testing.T, path, addr string) net.Listener {
 	t.Helper()
-	ns, err := vnetns.GetFromPath(path)
+	var l net.Listener
+	err := network.InNamespace(path, func() (err error) {
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var l net.Listener
-		err := inNetNS(ns, func() (err error) {
-			l, err = net.Listen("tcp", addr)
-			return err
-		})
-		ch <- result{l, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { r.l.Close() })
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
-			c, err := r.l.Accept()
+			c, err := l.Accept()
 			if err != nil {
 				return
 			}
@@ -340,7 +324,7 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 			c.Close()
 		}
 	}()
-	return r.l
+	return l
 }
 
 // linkOutside joins the namespaces at host (192.0.2.1/24) and outside (192.0.2.2/24) with a
@@ -380,48 +364,16 @@ func linkOutside(t *testing.T, host, outside string) {
 // "refused: ..." when it cannot connect.
 func dialIn(t *testing.T, path, addr string) string {
 	t.Helper()
-	ns, err := vnetns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	ch := make(chan string, 1)
-	go func() {
-		var c net.Conn
-		err := inNetNS(ns, func() (err error) {
-			c, err = net.DialTimeout("tcp", addr, 3*time.Second)
-			return err
-		})
-		if err != nil {
-			ch <- "refused: " + err.Error()
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, _ := io.ReadAll(c)
-		ch <- string(b)
-	}()
-	return <-ch
-}
-
-// inNetNS runs fn on this goroutine's thread inside ns and puts the thread back where it
-// was before unlocking it (a thread left in a namespace would hold it: the main thread is
-// never ended). Sockets made in fn stay in ns.
-func inNetNS(ns vnetns.NsHandle, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := vnetns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
+	var c net.Conn
+	err := network.InNamespace(path, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 3*time.Second)
 		return err
+	})
+	if err != nil {
+		return "refused: " + err.Error()
 	}
-	defer orig.Close()
-	if err := vnetns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	err = fn()
-	if vnetns.Set(orig) == nil {
-		runtime.UnlockOSThread()
-	}
-	return err
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b)
 }

@@ -9,9 +9,8 @@
 // sets it), and an nftables table of its own ("ip moat") with two masquerade rules (traffic
 // leaving the host, and a container's traffic to another's published port through the host),
 // and one DNAT rule per published port and hook (prerouting, output) while its container
-// lives. It
-// installs no filter rules: a host whose forward chain drops forwarded packets (Docker sets
-// iptables' FORWARD policy to DROP) also drops the containers' outbound traffic.
+// lives. It installs no filter rules: a host whose forward chain drops forwarded packets
+// (Docker sets iptables' FORWARD policy to DROP) also drops the containers' outbound traffic.
 //
 // Addresses are handed out in turn (Allocate), and Detach removes a container's address and
 // unpins its namespace, leaving the kernel to destroy the namespace and its veth pair once
@@ -105,9 +104,6 @@ func New(pinDir string, opts ...Option) (*Bridge, error) {
 // Name is the bridge interface's name.
 func (b *Bridge) Name() string { return b.name }
 
-// Subnet is the bridge's subnet.
-func (b *Bridge) Subnet() netip.Prefix { return b.subnet }
-
 // Gateway is the bridge's own address, the containers' default route.
 func (b *Bridge) Gateway() netip.Addr { return b.subnet.Addr().Next() }
 
@@ -172,7 +168,12 @@ func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr, ports .
 	}
 	defer host.Close()
 	defer hostNS.Close()
-	br, err := b.ensure(host, hostNS)
+	nft, err := openNFT(hostNS)
+	if err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
+	}
+	defer nft.CloseLasting()
+	br, err := b.ensure(host, hostNS, nft)
 	if err != nil {
 		return "", err
 	}
@@ -230,15 +231,8 @@ func (b *Bridge) Attach(ctx context.Context, id string, addr netip.Addr, ports .
 	if err := in.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.Gateway().AsSlice()}); err != nil {
 		return "", fmt.Errorf("attaching to bridge %s: the default route: %w", b.name, err)
 	}
-	if len(ports) > 0 {
-		nft, err := openNFT(hostNS)
-		if err != nil {
-			return "", fmt.Errorf("attaching to bridge %s: %w", b.name, err)
-		}
-		defer nft.CloseLasting()
-		if err := nft.publish(b, id, addr, ports); err != nil {
-			return "", fmt.Errorf("attaching to bridge %s: publishing ports: %w", b.name, err)
-		}
+	if err := nft.publish(id, addr, ports); err != nil {
+		return "", fmt.Errorf("attaching to bridge %s: publishing ports: %w", b.name, err)
 	}
 	return path, ctx.Err()
 }
@@ -252,7 +246,7 @@ func (b *Bridge) Detach(id string) error {
 	var errs []error
 	if hostNS, err := b.hostNamespace(); err == nil {
 		if nft, err := openNFT(hostNS); err == nil {
-			if err := nft.unpublish(b, id); err != nil {
+			if err := nft.unpublish(id); err != nil {
 				errs = append(errs, fmt.Errorf("unpublishing ports: %w", err))
 			}
 			nft.CloseLasting()
@@ -341,8 +335,9 @@ func (b *Bridge) hostHandle() (*netlink.Handle, netns.NsHandle, error) {
 }
 
 // ensure makes the bridge, with the gateway address, up; turns on forwarding; and installs
-// the masquerade rule. Each step tolerates its work having been done (by another moat).
-func (b *Bridge) ensure(host *netlink.Handle, hostNS netns.NsHandle) (netlink.Link, error) {
+// the masquerade rules through nft. Each step tolerates its work having been done (by
+// another moat).
+func (b *Bridge) ensure(host *netlink.Handle, hostNS netns.NsHandle, nft *nftConn) (netlink.Link, error) {
 	br, err := host.LinkByName(b.name)
 	if isNotFound(err) {
 		err = host.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.name}})
@@ -372,22 +367,18 @@ func (b *Bridge) ensure(host *netlink.Handle, hostNS netns.NsHandle) (netlink.Li
 	}); err != nil {
 		return nil, fmt.Errorf("bridge %s: turning on IPv4 forwarding: %w", b.name, err)
 	}
-	nft, err := openNFT(hostNS)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: %w", b.name, err)
-	}
-	defer nft.CloseLasting()
 	if err := b.masquerade(nft); err != nil {
-		return nil, fmt.Errorf("bridge %s: installing the masquerade rule: %w", b.name, err)
+		return nil, fmt.Errorf("bridge %s: installing the masquerade rules: %w", b.name, err)
 	}
 	return br, nil
 }
 
-// nftConn is a netlink connection to nftables in the bridge's host namespace.
+// nftConn is a netlink connection to nftables in the bridge's host namespace, one socket for
+// all its requests until CloseLasting.
 type nftConn struct{ *nftables.Conn }
 
 func openNFT(hostNS netns.NsHandle) (*nftConn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(hostNS)))
+	c, err := nftables.New(nftables.WithNetNSFd(int(hostNS)), nftables.AsLasting())
 	if err != nil {
 		return nil, err
 	}
@@ -406,17 +397,16 @@ func (b *Bridge) postrouting(t *nftables.Table) *nftables.Chain {
 }
 
 // masquerade makes the table "ip moat" hold its chains (postrouting, and the chains published
-// ports go in) and the postrouting chain exactly one rule, which masquerades what comes from
-// the subnet and leaves by another interface than the bridge: in one transaction, and only
-// when they are not so already (a transaction costs 10 ms here; reading, less than one).
-// Published ports' rules are left as they are.
+// ports go in) and the postrouting chain exactly the rules of postroutingRules: in one
+// transaction, and only when they are not so already (a transaction costs 10 ms here;
+// reading, less than one). Published ports' rules are left as they are.
 func (b *Bridge) masquerade(c *nftConn) error {
 	if b.hasMasquerade(c) {
 		return nil
 	}
 	t := c.AddTable(nftTableRef())
 	ch := c.AddChain(b.postrouting(t))
-	for _, pc := range b.portChains(t) {
+	for _, pc := range portChains(t) {
 		c.AddChain(pc)
 	}
 	c.FlushChain(ch)
@@ -491,7 +481,7 @@ func (b *Bridge) hasMasquerade(c *nftConn) bool {
 		return false
 	}
 	want := map[string]*nftables.Chain{}
-	for _, ch := range append(b.portChains(t), b.postrouting(t)) {
+	for _, ch := range append(portChains(t), b.postrouting(t)) {
 		want[ch.Name] = ch
 	}
 	found := 0
@@ -593,6 +583,18 @@ func onThread(fn func() error) error {
 		done <- err
 	}()
 	return <-done
+}
+
+// InNamespace runs fn on a thread inside the network namespace at path (a pinned namespace,
+// /proc/PID/ns/net) and puts the thread back where it was afterwards; sockets fn opens stay
+// in that namespace.
+func InNamespace(path string, fn func() error) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("opening the network namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	return inNamespace(ns, fn)
 }
 
 // inNamespace runs fn on a thread inside the network namespace ns (onThread).

@@ -308,7 +308,7 @@ func linkNamespaces(t *testing.T, a, aAddr, b, bAddr string) {
 func listenIn(t *testing.T, path, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
-	err := enter(path, func() (err error) {
+	err := InNamespace(path, func() (err error) {
 		l, err = net.Listen("tcp", addr)
 		return err
 	})
@@ -333,7 +333,7 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 func dialFrom(t *testing.T, path, addr string) string {
 	t.Helper()
 	var c net.Conn
-	err := enter(path, func() (err error) {
+	err := InNamespace(path, func() (err error) {
 		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
 		return err
 	})
@@ -350,7 +350,7 @@ func dialFrom(t *testing.T, path, addr string) string {
 func sysctlIn(t *testing.T, path, name string) string {
 	t.Helper()
 	var v []byte
-	if err := enter(path, func() (err error) {
+	if err := InNamespace(path, func() (err error) {
 		v, err = os.ReadFile("/proc/sys/" + name)
 		return err
 	}); err != nil {
@@ -391,17 +391,6 @@ func masqRules(t *testing.T, path string) []string {
 		out = append(out, strings.Join(parts, " "))
 	}
 	return out
-}
-
-// enter runs fn in the namespace at path, on a thread of its own. Sockets made there stay in
-// that namespace.
-func enter(path string, fn func() error) error {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	return inNamespace(ns, fn)
 }
 
 // BenchmarkAttachDetach is the cost --network bridge adds to a container's start and removal
@@ -514,7 +503,7 @@ func TestPublish(t *testing.T) {
 		}
 	}
 	// 8081 is published on 192.0.2.1 only.
-	if err := enter(hostPath, func() error {
+	if err := InNamespace(hostPath, func() error {
 		c, err := net.DialTimeout("tcp", "10.79.0.1:8081", 2*time.Second)
 		if err == nil {
 			c.Close()
@@ -549,7 +538,7 @@ func TestPublish(t *testing.T) {
 	}
 	defer c.CloseLasting()
 	tbl := nftTableRef()
-	for _, ch := range b.portChains(tbl) {
+	for _, ch := range portChains(tbl) {
 		if rules, err := c.GetRules(tbl, ch); err != nil || len(rules) != 0 {
 			t.Errorf("chain %s after Detach: %d rules, %v", ch.Name, len(rules), err)
 		}

@@ -86,7 +86,7 @@ const (
 	chainOutput     = "output"
 )
 
-func (b *Bridge) portChains(t *nftables.Table) []*nftables.Chain {
+func portChains(t *nftables.Table) []*nftables.Chain {
 	return []*nftables.Chain{
 		{Name: chainPrerouting, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
 		{Name: chainOutput, Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
@@ -95,12 +95,12 @@ func (b *Bridge) portChains(t *nftables.Table) []*nftables.Chain {
 
 // publish adds, in one transaction, the rules that send ports to addr, tagged with the
 // container's ID so that unpublish finds them.
-func (c *nftConn) publish(b *Bridge, id string, addr netip.Addr, ports []Port) error {
+func (c *nftConn) publish(id string, addr netip.Addr, ports []Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
 	t := nftTableRef()
-	for _, ch := range b.portChains(t) {
+	for _, ch := range portChains(t) {
 		for _, p := range ports {
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: []byte(id), Exprs: dnatExprs(p, addr, ch.Name == chainOutput)})
 		}
@@ -109,10 +109,10 @@ func (c *nftConn) publish(b *Bridge, id string, addr netip.Addr, ports []Port) e
 }
 
 // unpublish deletes the rules tagged with the container's ID.
-func (c *nftConn) unpublish(b *Bridge, id string) error {
+func (c *nftConn) unpublish(id string) error {
 	t := nftTableRef()
 	n := 0
-	for _, ch := range b.portChains(t) {
+	for _, ch := range portChains(t) {
 		rules, err := c.GetRules(t, ch)
 		if err != nil {
 			continue // no such chain: nothing published
