@@ -340,11 +340,7 @@ func (o *runOptions) run(ctx context.Context, a *app, arg string, args []string)
 	// The bridge changes the host (it creates the bridge, turns on forwarding, installs the NAT
 	// rule) before the spec that lists the relaxations exists: a policy that does not permit
 	// it stops the run first.
-	if o.Network == "bridge" {
-		early := []spec.Relaxation{{Kind: spec.RelaxNetwork, Value: "bridge"}}
-		for _, p := range o.ports {
-			early = append(early, spec.Relaxation{Kind: spec.RelaxPublish, Value: p.String()})
-		}
+	if early := engine.BridgeRelaxations(engine.RunOptions{Bridge: o.Network == "bridge", Publish: o.ports}); early != nil {
 		if err := check(o.Name, early, false); err != nil {
 			return err
 		}

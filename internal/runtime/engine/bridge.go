@@ -13,6 +13,9 @@ import (
 	"github.com/moatsec/moat/internal/runtime/spec"
 )
 
+// bridgeNetwork is the network relaxation's value for the bridge.
+const bridgeNetwork = "bridge"
+
 // attach puts c, whose record holds its address, on the engine's bridge, and points so at its
 // network namespace and at the resolv.conf and hosts files made for it in its bundle.
 func (e *Engine) attach(ctx context.Context, c *Container, so *spec.Options) error {
@@ -20,7 +23,7 @@ func (e *Engine) attach(ctx context.Context, c *Container, so *spec.Options) err
 	if err != nil {
 		return fmt.Errorf("--network bridge: %w", err)
 	}
-	so.NetNSPath, so.NetNSOf = ns, "bridge"
+	so.NetNSPath, so.NetNSOf = ns, bridgeNetwork
 	resolv, err := resolvConf()
 	if err != nil {
 		return fmt.Errorf("--network bridge: %w", err)

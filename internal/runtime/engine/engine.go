@@ -380,12 +380,7 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	if err != nil {
 		return nil, err
 	}
-	c.Relaxations = gen.Relaxations
-	if c.Network != nil {
-		for _, p := range c.Network.Ports {
-			c.Relaxations = append(c.Relaxations, spec.Relaxation{Kind: spec.RelaxPublish, Value: p.String()})
-		}
-	}
+	c.Relaxations = append(gen.Relaxations, publishRelaxations(o.Publish)...)
 	c.Command = gen.Spec.Process.Args
 	cfg, err := gen.ConfigJSON()
 	if err != nil {
@@ -403,6 +398,25 @@ func (e *Engine) create(ctx context.Context, img *image.Image, o RunOptions, det
 	}
 	ok = true
 	return out, nil
+}
+
+// BridgeRelaxations are the relaxations o.Bridge and o.Publish ask for, as the container will
+// report them (the spec lists the network, the engine the ports). Attaching to the bridge
+// changes the host before the container's relaxations are known: callers that check them
+// against a policy check these first.
+func BridgeRelaxations(o RunOptions) []spec.Relaxation {
+	if !o.Bridge {
+		return nil
+	}
+	return append([]spec.Relaxation{{Kind: spec.RelaxNetwork, Value: bridgeNetwork}}, publishRelaxations(o.Publish)...)
+}
+
+func publishRelaxations(ports []network.Port) []spec.Relaxation {
+	var rs []spec.Relaxation
+	for _, p := range ports {
+		rs = append(rs, spec.Relaxation{Kind: spec.RelaxPublish, Value: p.String()})
+	}
+	return rs
 }
 
 // created is a container create has made, ready to run.

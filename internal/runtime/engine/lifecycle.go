@@ -57,7 +57,7 @@ func (e *Engine) Start(ctx context.Context, img *image.Image, o RunOptions) (*Co
 	if o.IO.Terminal != nil {
 		// Nobody types into a detached container's terminal, and nobody resizes it.
 		bio.Terminal = &backend.Terminal{Size: o.IO.Terminal.Size}
-	} else if o.OpenStdin {
+	} else if c.Stdin {
 		bio.OpenStdin = true
 	}
 	if err := rt.Create(ctx, c.ID, c.Dir, bio); err != nil {

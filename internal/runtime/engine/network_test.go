@@ -231,6 +231,12 @@ func TestBridgeNetwork(t *testing.T) {
 	if !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxNetwork, Value: "bridge"}) || !slices.Contains(web.Relaxations, spec.Relaxation{Kind: spec.RelaxPublish, Value: "8080:80/tcp"}) {
 		t.Errorf("web's relaxations: %v", web.Relaxations)
 	}
+	// What callers check before the host is touched is what the container reports.
+	for _, r := range BridgeRelaxations(RunOptions{Bridge: true, Publish: []network.Port{web8080}}) {
+		if !slices.Contains(web.Relaxations, r) {
+			t.Errorf("BridgeRelaxations gives %v, which web's relaxations %v lack", r, web.Relaxations)
+		}
+	}
 	// The host, at the gateway address, in the test's namespace.
 	gw := listenIn(t, host, "10.90.0.1:0")
 	for _, level := range []spec.Level{spec.Hardened, spec.Sandbox} {
