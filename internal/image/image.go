@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,11 +112,10 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 			raw.Close()
 			return nil, fmt.Errorf("layer %s: unsupported digest algorithm %q", l.Digest, l.Digest.Algorithm)
 		}
-		lr.h = sha256.New()
 		if !l.digestIsDiffID {
 			// The blob is hashed beside the decompressor, not by it: on a machine without SHA
 			// instructions hashing is as slow as inflating.
-			lr.ahead = readahead.New(raw, lr.h, 4, 256<<10)
+			lr.ahead = readahead.New(raw, sha256.New(), 4, 256<<10)
 			src = lr.ahead
 		}
 	}
@@ -141,8 +139,8 @@ func (l *Layer) Open(ctx context.Context) (io.ReadCloser, error) {
 	default:
 		lr.dec = lr.comp
 	}
-	if lr.h != nil && l.digestIsDiffID {
-		lr.ahead = readahead.New(lr.dec, lr.h, 4, 256<<10)
+	if !l.verified && l.digestIsDiffID {
+		lr.ahead = readahead.New(lr.dec, sha256.New(), 4, 256<<10)
 		lr.dec = lr.ahead
 	}
 	return lr, nil
@@ -153,8 +151,7 @@ type layerReader struct {
 	comp     *bufio.Reader
 	dec      io.Reader
 	closeDec func() error
-	h        hash.Hash
-	ahead    *readahead.Reader // reads ahead and hashes into h
+	ahead    *readahead.Reader // reads ahead and hashes what Digest names; nil when verified already
 	want     v1.Hash
 	done     bool
 	err      error
@@ -180,7 +177,7 @@ func (r *layerReader) finish() error {
 	if _, err := io.Copy(io.Discard, r.comp); err != nil {
 		return fmt.Errorf("reading layer %s: %w", r.want, err)
 	}
-	if r.h != nil {
+	if r.ahead != nil {
 		got := fmt.Sprintf("%x", r.ahead.Sum())
 		if got != r.want.Hex {
 			return fmt.Errorf("%w: layer %s hashes to sha256:%s", ErrDigestMismatch, r.want, got)

@@ -22,9 +22,9 @@ import (
 // client connected to it gets what the terminal prints from then on, as the log does, and
 // may type into it and resize it. Without a terminal a client gets no output on the socket
 // (the container's output goes to its log files, which the caller follows), and its input
-// goes to the pipe; resizes are ignored. A client sends frames, a type byte, a big-endian uint32
-// length and that many bytes: frameInput carries keystrokes, frameResize the new rows and
-// columns (two big-endian uint16). The shim sends the terminal's output as it comes, and
+// goes to the pipe; resizes are ignored. A client sends frames, a type byte, a big-endian
+// uint32 length and that many bytes: frameInput carries keystrokes, frameResize the new rows
+// and columns (two big-endian uint16). The shim sends the terminal's output as it comes, and
 // closes the connection once the container has ended and its output has been read.
 
 // attachName is the attach socket's name in a container's directory.
@@ -283,9 +283,10 @@ func setSize(master *os.File, s WinSize) error {
 // Attach connects stdio to the terminal of a detached container created with one: what
 // the terminal prints from now on is copied to stdio.Stdout, stdio.Stdin is typed into it
 // and stdio.Terminal's sizes resize it. For a container created with IO.OpenStdin,
-// stdio.Stdin goes to the container's standard input and nothing is copied to Stdout. It returns nil once the container has ended and its
-// output is copied, or ctx's error when ctx ends first (the container goes on running: that
-// is how a caller detaches). The end of Stdin does not end the attachment.
+// stdio.Stdin goes to the container's standard input and nothing is copied to Stdout. It
+// returns nil once the container has ended and its output is copied, or ctx's error when ctx
+// ends first (the container goes on running: that is how a caller detaches). The end of
+// Stdin does not end the attachment.
 func (c *ociCLI) Attach(ctx context.Context, id string, stdio IO) error {
 	if err := c.checkID(id); err != nil {
 		return err

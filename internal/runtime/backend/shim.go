@@ -376,22 +376,22 @@ func shimMain(config string) int {
 	var out *ptyOutput
 	var hub *attachHub
 	var attachL *net.UnixListener
+	var in io.Writer               // where attached clients' input goes
+	var resize func(WinSize) error // nil: no terminal to resize
 	if master != nil {
 		hub = newAttachHub(log)
 		out = copyPTYOutput(hub, master)
+		in, resize = master, func(s WinSize) error { return setSize(master, s) }
 	} else if stdinW != nil {
 		// Clients only write: the output goes to the log, which they follow.
 		hub = newAttachHub(io.Discard)
+		in = stdinW
 	}
 	if attachLn != nil && hub != nil {
 		if l, err := net.FileListener(attachLn); err == nil {
 			if ul, ok := l.(*net.UnixListener); ok {
 				attachL = ul
-				if master != nil {
-					go serveAttach(ul, master, func(s WinSize) error { return setSize(master, s) }, hub)
-				} else {
-					go serveAttach(ul, stdinW, nil, hub)
-				}
+				go serveAttach(ul, in, resize, hub)
 			} else {
 				l.Close()
 			}
@@ -417,24 +417,24 @@ func shimMain(config string) int {
 		}
 		if got == pid {
 			exited = true
+			// The log is complete before the exit code says the container has ended;
+			// attached clients get the output to its end, then their connections close.
 			if out != nil {
-				// The log is complete before the exit code says the container has ended;
-				// attached clients get the output to its end, then their connections close.
 				out.wait(grace)
-				if attachL != nil {
-					attachL.Close()
-					os.Remove(cfg.Attach)
-				}
+			}
+			if attachL != nil {
+				attachL.Close()
+				os.Remove(cfg.Attach)
+			}
+			if hub != nil {
 				hub.closeAll()
+			}
+			if master != nil {
 				master.Close()
 				<-out.done
 				log.Close()
-			} else if hub != nil {
-				if attachL != nil {
-					attachL.Close()
-					os.Remove(cfg.Attach)
-				}
-				hub.closeAll()
+			}
+			if stdinW != nil {
 				stdinW.Close()
 			}
 			writeExit(cfg.ExitFile, exitStatus(ws))
