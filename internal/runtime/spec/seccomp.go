@@ -14,7 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -49,28 +48,18 @@ func ProfileNames() []string {
 	return names
 }
 
-// builtinParsed holds each built-in profile once decoded: every container's spec starts
-// from one, and decoding it costs most of a millisecond in a new process.
-var builtinParsed sync.Map // name → *SeccompProfile
-
 // Profile returns a built-in profile by name (see ProfileNames). Each call returns a copy of
-// its own.
+// its own. The profiles are compiled in (profiles_gen.go, generated from profiles/*.json,
+// which TestBuiltinProfilesGenerated keeps in step): decoding the JSON in every moat process
+// would cost most of a millisecond.
 func Profile(name string) (*SeccompProfile, error) {
-	if v, ok := builtinParsed.Load(name); ok {
-		p := *v.(*SeccompProfile)
-		p.Seccomp = *copySeccomp(p.Seccomp)
-		return &p, nil
+	if p, ok := builtinProfile(name); ok {
+		return p, nil
 	}
-	p, err := parseBuiltin(name)
-	if err != nil {
-		return nil, err
-	}
-	stored := *p
-	stored.Seccomp = *copySeccomp(p.Seccomp)
-	builtinParsed.Store(name, &stored)
-	return p, nil
+	return nil, fmt.Errorf("%w: no built-in seccomp profile %q (built-in: %s)", ErrInvalidProfile, name, strings.Join(ProfileNames(), ", "))
 }
 
+// parseBuiltin decodes a built-in profile from its JSON, as the generated code was made from.
 func parseBuiltin(name string) (*SeccompProfile, error) {
 	var data []byte
 	err := fs.ErrNotExist
