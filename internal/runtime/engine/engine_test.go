@@ -31,16 +31,16 @@ func TestMain(m *testing.M) {
 }
 
 // progImage is an image whose only file is the conformance suite's static test program,
-// with it as the entrypoint.
-func progImage(t *testing.T) *image.Image {
+// with it as the entrypoint, and account files; more are layers on top.
+func progImage(t *testing.T, more ...v1.Layer) *image.Image {
 	t.Helper()
 	prog, err := os.ReadFile(backendtest.BuildProg(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := testutil.Image(t, testutil.Layer(t, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(prog)), testutil.Dir("etc/")),
+	img := testutil.Image(t, append([]v1.Layer{testutil.Layer(t, testutil.Dir("bin/"), testutil.Exec("bin/prog", string(prog)), testutil.Dir("etc/")),
 		testutil.Layer(t, testutil.File("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
-			testutil.File("etc/group", "root:x:0:\napp:x:1000:\n")))
+			testutil.File("etc/group", "root:x:0:\napp:x:1000:\n"))}, more...)...)
 	img, err = mutate.Config(img, v1.Config{Entrypoint: []string{"/bin/prog"}, Cmd: []string{"check"}, Env: []string{"FROM_IMAGE=yes"}})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +71,8 @@ func TestRun(t *testing.T) {
 		t.Skip("runs real containers")
 	}
 	img := progImage(t)
+	// What an image has in /run is there in the container, on the tmpfs over it (copied up).
+	withRun := progImage(t, testutil.Layer(t, testutil.Dir("run/"), testutil.Dir("run/app/"), testutil.File("run/app/marker", "from the image")))
 	type level = struct {
 		name    string
 		level   spec.Level
@@ -88,7 +90,7 @@ func TestRun(t *testing.T) {
 			e := newEngine(t, dir, tc.runtime, opts...)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			run := func(o RunOptions) (string, string, *Result) {
+			runImage := func(img *image.Image, o RunOptions) (string, string, *Result) {
 				t.Helper()
 				var out, errb bytes.Buffer
 				o.Level = tc.level
@@ -99,6 +101,10 @@ func TestRun(t *testing.T) {
 					t.Fatalf("Run: %v (stderr %q)", err, errb.String())
 				}
 				return out.String(), errb.String(), res
+			}
+			run := func(o RunOptions) (string, string, *Result) {
+				t.Helper()
+				return runImage(img, o)
 			}
 			// The image's entrypoint and command, confined: root in the container, read-only root.
 			out, _, res := run(RunOptions{})
@@ -117,6 +123,12 @@ func TestRun(t *testing.T) {
 			out, _, _ = run(RunOptions{Spec: spec.Options{User: "app", Args: []string{"check"}}})
 			if !strings.Contains(out, "uid=1000 gid=1000") {
 				t.Errorf("user app: %q", out)
+			}
+			if tc.level != spec.Sandbox { // gVisor ignores tmpcopyup (docs/isolation.md)
+				out, _, res = runImage(withRun, RunOptions{Spec: spec.Options{Args: []string{"readfile", "/run/app/marker"}}})
+				if res.ExitCode != 0 || out != "from the image" {
+					t.Errorf("the image's /run/app/marker: exit %d, %q", res.ExitCode, out)
+				}
 			}
 			// Nothing is left but the layer cache.
 			checkNoContainers(t, dir)
