@@ -20,6 +20,7 @@ import (
 	"github.com/moatsec/moat/internal/runtime/backend"
 	"github.com/moatsec/moat/internal/runtime/network"
 	"github.com/moatsec/moat/internal/runtime/spec"
+	"github.com/moatsec/moat/internal/testutil"
 )
 
 // TestNetwork runs the networks --network grants. All traffic stays on loopback: the test's
@@ -35,17 +36,7 @@ func TestNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("from the host"))
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, l, fromHost)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	e := newEngine(t, engineDir(t), "")
@@ -319,19 +310,11 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("from the host"))
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, l, fromHost)
 	return l
 }
+
+func fromHost(net.Conn) string { return "from the host" }
 
 // linkOutside joins the namespaces at host (192.0.2.1/24) and outside (192.0.2.2/24) with a
 // veth pair.

@@ -17,6 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/moatsec/moat/internal/testutil"
 )
 
 func requireRoot(t *testing.T) {
@@ -315,18 +317,10 @@ func listenIn(t *testing.T, path, addr string) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			c.Write([]byte(host))
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, l, func(c net.Conn) string {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		return host
+	})
 	return l
 }
 
