@@ -585,5 +585,10 @@ func builtinProfile(name string) (*SeccompProfile, bool) {
 	return nil, false
 }
 
+// builtinProfileNames lists the built-in profiles, in order.
+func builtinProfileNames() []string {
+	return []string{"hardened"}
+}
+
 // ptrTo returns a pointer to a copy of v.
 func ptrTo[T any](v T) *T { return &v }

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -22,9 +20,6 @@ import (
 
 // ProfileHardened is the name of the built-in seccomp profile every container gets by default.
 const ProfileHardened = "hardened"
-
-//go:embed profiles/*.json
-var builtinProfiles embed.FS
 
 // SeccompProfile is a seccomp profile in the OCI form (the linux.seccomp object of
 // config.json) with where it came from, so that a decision log can name it exactly.
@@ -39,14 +34,7 @@ type SeccompProfile struct {
 }
 
 // ProfileNames lists the built-in profiles.
-func ProfileNames() []string {
-	entries, _ := builtinProfiles.ReadDir("profiles")
-	var names []string
-	for _, e := range entries {
-		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
-	}
-	return names
-}
+func ProfileNames() []string { return builtinProfileNames() }
 
 // Profile returns a built-in profile by name (see ProfileNames). Each call returns a copy of
 // its own. The profiles are compiled in (profiles_gen.go, generated from profiles/*.json,
@@ -57,26 +45,6 @@ func Profile(name string) (*SeccompProfile, error) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("%w: no built-in seccomp profile %q (built-in: %s)", ErrInvalidProfile, name, strings.Join(ProfileNames(), ", "))
-}
-
-// parseBuiltin decodes a built-in profile from its JSON, as the generated code was made from.
-func parseBuiltin(name string) (*SeccompProfile, error) {
-	var data []byte
-	err := fs.ErrNotExist
-	if name != "" && !strings.ContainsAny(name, "/.\\") {
-		data, err = builtinProfiles.ReadFile("profiles/" + name + ".json")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: no built-in seccomp profile %q (built-in: %s)", ErrInvalidProfile, name, strings.Join(ProfileNames(), ", "))
-	}
-	// Built-in profiles are part of the program, and TestProfileCanonical validates each of
-	// them; validating again here would cost every moat run a millisecond.
-	p, err := decodeProfile(name, data)
-	if err != nil {
-		return nil, err
-	}
-	p.Builtin = true
-	return p, nil
 }
 
 // maxProfileSize bounds a profile file: Docker's default profile is about 20 KiB.

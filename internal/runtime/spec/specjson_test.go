@@ -3,10 +3,12 @@ package spec
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +16,24 @@ import (
 
 	"github.com/moatsec/moat/internal/runtime/spec/internal/specgen"
 )
+
+// builtinProfileFiles reads profiles/*.json, the source of the compiled-in profiles.
+func builtinProfileFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("profiles", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no profiles/*.json: %v", err)
+	}
+	profiles := map[string][]byte{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles[strings.TrimSuffix(filepath.Base(f), ".json")] = data
+	}
+	return profiles
+}
 
 // TestGeneratedUpToDate fails when specjson_gen.go or profiles_gen.go is not what the
 // generator makes from today's runtime-spec types and profiles/*.json: run
@@ -23,15 +43,7 @@ func TestGeneratedUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	profiles := map[string][]byte{}
-	for _, name := range ProfileNames() {
-		data, err := fs.ReadFile(builtinProfiles, "profiles/"+name+".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		profiles[name] = data
-	}
-	prof, err := specgen.Profiles(profiles)
+	prof, err := specgen.Profiles(builtinProfileFiles(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +61,16 @@ func TestGeneratedUpToDate(t *testing.T) {
 // TestBuiltinProfilesGenerated checks the compiled-in profiles against their JSON, and that
 // every call returns a copy of its own.
 func TestBuiltinProfilesGenerated(t *testing.T) {
-	for _, name := range ProfileNames() {
-		want, err := parseBuiltin(name)
+	files := builtinProfileFiles(t)
+	if got, want := ProfileNames(), slices.Sorted(maps.Keys(files)); !slices.Equal(got, want) {
+		t.Errorf("ProfileNames() = %v, profiles/ has %v", got, want)
+	}
+	for name, data := range files {
+		want, err := decodeProfile(name, data)
 		if err != nil {
 			t.Fatal(err)
 		}
+		want.Builtin = true
 		got, err := Profile(name)
 		if err != nil {
 			t.Fatal(err)

@@ -317,8 +317,10 @@ func (g *encGen) newVar(prefix string) string {
 // name and its JSON (which must hold one linux.seccomp object and nothing else):
 //
 //	func builtinProfile(name string) (*SeccompProfile, bool)
+//	func builtinProfileNames() []string
 //
-// returns a new copy of the decoded profile at every call, with its digest (of the JSON's bytes).
+// The first returns a new copy of the decoded profile at every call, with its digest (of the
+// JSON's bytes).
 func Profiles(profiles map[string][]byte) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(header)
@@ -350,7 +352,9 @@ func Profiles(profiles map[string][]byte) ([]byte, error) {
 		fmt.Fprintf(&out, "\tcase %q:\n\t\treturn &SeccompProfile{Name: %q, Digest: %q, Builtin: true, Seccomp: %s}, true\n",
 			name, name, "sha256:"+hex.EncodeToString(sum[:]), lit)
 	}
-	out.WriteString("\t}\n\treturn nil, false\n}\n\n// ptrTo returns a pointer to a copy of v.\nfunc ptrTo[T any](v T) *T { return &v }\n")
+	out.WriteString("\t}\n\treturn nil, false\n}\n\n")
+	fmt.Fprintf(&out, "// builtinProfileNames lists the built-in profiles, in order.\nfunc builtinProfileNames() []string {\n\treturn %#v\n}\n\n", names)
+	out.WriteString("// ptrTo returns a pointer to a copy of v.\nfunc ptrTo[T any](v T) *T { return &v }\n")
 	src, err := format.Source(out.Bytes())
 	if err == nil {
 		// A second pass: the first leaves some closing braces where gofmt would not.
