@@ -226,6 +226,8 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.Files == nil {
+		// The image's files, confined to the root filesystem (symbolic links cannot lead out):
+		// what /tmp and /run hold here, the accounts in buildProcess.
 		if root, err := os.OpenRoot(rootfs); err == nil {
 			defer root.Close()
 			o.Files = root.FS()
@@ -266,7 +268,7 @@ func Generate(image v1.Config, rootfs string, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	proc, err := buildProcess(image, rootfs, hostname, idmap, o)
+	proc, err := buildProcess(image, hostname, idmap, o)
 	if err != nil {
 		return nil, err
 	}
@@ -646,7 +648,7 @@ func buildAnnotations(user map[string]string, level Level, p *SeccompProfile) (m
 }
 
 // buildProcess resolves the command, environment, working directory and user.
-func buildProcess(image v1.Config, rootfs, hostname string, idmap IDMap, o Options) (*specs.Process, error) {
+func buildProcess(image v1.Config, hostname string, idmap IDMap, o Options) (*specs.Process, error) {
 	entrypoint := image.Entrypoint
 	cmd := image.Cmd
 	if o.Entrypoint != nil {
@@ -684,14 +686,7 @@ func buildProcess(image v1.Config, rootfs, hostname string, idmap IDMap, o Optio
 	if o.User != "" {
 		userSpec = o.User
 	}
-	files := o.Files
-	if files == nil {
-		if root, err := os.OpenRoot(rootfs); err == nil {
-			defer root.Close()
-			files = root.FS()
-		}
-	}
-	u, err := resolveUser(userSpec, files, idmap.Size)
+	u, err := resolveUser(userSpec, o.Files, idmap.Size)
 	if err != nil {
 		return nil, err
 	}

@@ -46,8 +46,9 @@ type Options struct {
 
 	// IDMap maps container IDs to host IDs; the zero value is DefaultIDMap().
 	IDMap IDMap
-	// Files is where /etc/passwd and /etc/group are read from to resolve User; nil reads them
-	// from the root filesystem, confined to it (symbolic links cannot lead out).
+	// Files is the image's files: /etc/passwd and /etc/group are read from it to resolve
+	// User, /tmp and /run looked at for tmpcopyup; nil reads the root filesystem, confined
+	// to it (symbolic links cannot lead out).
 	Files fs.FS
 
 	// Resources are the cgroup limits; zero fields take the defaults.
